@@ -1,0 +1,36 @@
+"""Named exceptions that carry a reason a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ConfigError(ValueError):
+    """A run-config value is invalid; raised before any work starts.
+
+    The message names the key, the bad value and what would have been valid,
+    so that a user can fix the run config without reading code.
+    """
+
+    def __init__(self, key: str, value: object, valid: Iterable[object] | str) -> None:
+        if isinstance(valid, str):
+            expected = valid
+        else:
+            expected = "one of " + ", ".join(repr(v) for v in valid)
+        self.key, self.value, self.expected = key, value, expected
+        super().__init__(f"run-config key '{key}': got {value!r}; expected {expected}")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset's files are not where the data-dir setting points.
+
+    The message lists the files expected and how to obtain them.
+    """
+
+    def __init__(self, dataset: str, root: str, expected: list[str], how_to_get: str) -> None:
+        self.dataset, self.root, self.expected = dataset, root, expected
+        files = "\n  ".join(expected)
+        super().__init__(
+            f"dataset '{dataset}': files not found under data-dir '{root}'.\n"
+            f"Expected:\n  {files}\nHow to get them: {how_to_get}"
+        )
