@@ -1,0 +1,47 @@
+"""Flower ClientApp: thin handlers over fedsnn.federation.
+
+A client answers two kinds of message: ``query`` (which partition it holds,
+so the server can sample clients reproducibly) and ``train`` (local training
+from the global weights). Its reply carries what a real client sends: the
+weights, num-examples, training metrics and declared metadata (partition id,
+batch size, local steps, lr, mode). Never its data.
+"""
+
+from __future__ import annotations
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedsnn.config import RunConfig
+from fedsnn.federation import client_train
+
+torch.set_num_threads(1)  # one intra-op thread per simulated client (ENVIRONMENT.md)
+
+app = ClientApp()
+
+
+def _partition(context: Context) -> tuple[int, int]:
+    return int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    partition_id, num_partitions = _partition(context)
+    info = ConfigRecord({"partition-id": partition_id, "num-partitions": num_partitions})
+    return Message(content=RecordDict({"info": info}), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    cfg = RunConfig.from_mapping(context.run_config)
+    partition_id, num_partitions = _partition(context)
+    global_state = msg.content["arrays"].to_torch_state_dict()
+    server_round = int(msg.content["config"]["server-round"])
+    update = client_train(cfg, global_state, partition_id, num_partitions, server_round)
+    content = RecordDict({
+        "arrays": ArrayRecord(update.state),
+        "metrics": MetricRecord({"num-examples": update.num_examples, **update.metrics}),
+        "declared": ConfigRecord(update.declared),
+    })
+    return Message(content=content, reply_to=msg)

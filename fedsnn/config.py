@@ -1,0 +1,129 @@
+"""The run config, read once at the edge into one typed, validated object.
+
+Flower hands every app a flat mapping of kebab-case keys ([tool.flwr.app.config]
+merged with ``--run-config``). ``RunConfig.from_mapping`` converts it here,
+checks every value before any work starts and raises ``ConfigError`` naming the
+key, the bad value and the valid choices. Nothing below this module sees
+Flower's ``Context``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from fedsnn.data import DATASETS, PARTITIONINGS
+from fedsnn.errors import ConfigError
+from fedsnn.models import INITS, MODELS, NEURONS, SURROGATES
+
+MODES = ("fedavg", "fedsgd")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"doc": text, **extra}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a run. Field ``foo_bar`` is run-config key ``foo-bar``."""
+
+    name: str = field(default="default", metadata=_doc("Run name; the run folder is <output-dir>/<timestamp>-<name>"))
+    seed: int = field(default=0, metadata=_doc("Seeds partitions, client sampling, batches, init and attacks", min=0))
+    dataset: str = field(default="mnist", metadata=_doc("Dataset", choices=DATASETS))
+    data_dir: str = field(default="", metadata=_doc("Folder holding the datasets; '' = MNIST sample shipped in the package"))
+    download: bool = field(default=False, metadata=_doc("Allow fetching a missing dataset (torchvision/tonic ones only)"))
+    image_size: int = field(default=0, metadata=_doc("Resize images to this square size; 0 = dataset default", min=0))
+    model: str = field(default="lenet", metadata=_doc("Client model (the fleet)", choices=MODELS))
+    init: str = field(default="uniform-0.5", metadata=_doc("Weight init: U(-0.5,0.5) as the attack papers, or PyTorch's", choices=INITS))
+    timesteps: int = field(default=20, metadata=_doc("SNN timesteps T (and event-frame bins)", min=1))
+    neuron: str = field(default="if", metadata=_doc("SNN neuron", choices=NEURONS))
+    surrogate: str = field(default="atan", metadata=_doc("SNN surrogate gradient", choices=tuple(SURROGATES)))
+    partitioning: str = field(default="iid", metadata=_doc("How the training set is split into shards", choices=PARTITIONINGS))
+    alpha: float = field(default=0.5, metadata=_doc("Dirichlet concentration (non-IID; smaller = more skewed)", gt=0))
+    mode: str = field(default="fedavg", metadata=_doc("fedsgd: one step on one batch; fedavg: local epochs/steps", choices=MODES))
+    local_epochs: int = field(default=1, metadata=_doc("fedavg: local epochs per round", min=1))
+    local_steps: int = field(default=0, metadata=_doc("fedavg: local SGD steps per round; 0 = use local-epochs", min=0))
+    batch_size: int = field(default=32, metadata=_doc("Client batch size", min=1))
+    lr: float = field(default=0.25, metadata=_doc("Client SGD learning rate", gt=0))
+    num_rounds: int = field(default=5, metadata=_doc("Federated rounds", min=1))
+    fraction_train: float = field(default=1.0, metadata=_doc("Fraction of clients sampled per round", gt=0, max=1))
+    min_nodes: int = field(default=2, metadata=_doc("Clients that must be connected before round 1", min=1))
+    eval_samples: int = field(default=1000, metadata=_doc("Held-out test samples for global evaluation; 0 = all", min=0))
+    output_dir: str = field(default="runs", metadata=_doc("Where run folders are created"))
+    device: str = field(default="cpu", metadata=_doc("Torch device for training and attacks", choices=DEVICES))
+
+    @classmethod
+    def keys(cls) -> dict[str, dataclasses.Field]:
+        return {f.name.replace("_", "-"): f for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> "RunConfig":
+        """Convert and validate Flower's run config; unknown keys are errors (typos)."""
+        fields = cls.keys()
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in fields:
+                raise ConfigError(key, value, "a known key: " + ", ".join(sorted(fields)))
+            values[fields[key].name] = _convert(key, value, fields[key])
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for key, f in self.keys().items():
+            _check(key, getattr(self, f.name), f.metadata)
+        if self.dataset != "mnist" and not self.data_dir:
+            raise ConfigError(
+                "data-dir", self.data_dir,
+                f"a folder holding '{self.dataset}' (only 'mnist' has a built-in sample); see README 'Real data'",
+            )
+
+        if self.dataset == "dvs-gesture" and self.model != "snn-lenet":
+            raise ConfigError("model", self.model, "'snn-lenet' for event data (dvs-gesture has no ANN input)")
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device", self.device, "'cpu' or 'auto' (no CUDA device is visible)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, f.name) for k, f in self.keys().items()}
+
+    def digest(self) -> str:
+        """Short stable hash of the full config, stamped on every result line."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _convert(key: str, value: Any, f: dataclasses.Field) -> Any:
+    kind = type(f.default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(key, value, "true or false")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(key, value, "an integer")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, value, "a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(key, value, "a string")
+    return value
+
+
+def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(key, value, meta["choices"])
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(key, value, f"an integer >= {meta['min']}")
+    if "gt" in meta and not value > meta["gt"]:
+        raise ConfigError(key, value, f"a number > {meta['gt']}" + (f" and <= {meta['max']}" if "max" in meta else ""))
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(key, value, f"a number <= {meta['max']}")

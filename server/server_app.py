@@ -1,0 +1,77 @@
+"""Flower ServerApp: validate the config, open the run folder, run the federation.
+
+Bad input stops the run here, before any client trains: RunConfig raises
+ConfigError naming the key, the value and the valid choices, and loading the
+dataset raises DataNotFoundError naming the files expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from fedsnn.config import RunConfig
+from fedsnn.federation import dataset_for, global_evaluation, initial_model, partition_report
+from fedsnn.recorder import RunRecorder
+from server.strategy import PartitionSampledFedAvg
+
+log = logging.getLogger("fedsnn")
+torch.set_num_threads(1)
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    _share_flower_logging()
+    cfg = RunConfig.from_mapping(context.run_config)
+    dataset_for(cfg)  # missing data fails here, before any training
+    recorder = RunRecorder.create(cfg)
+    node_partitions, num_partitions = discover_partitions(grid, cfg.min_nodes)
+    recorder.write_partitions(partition_report(cfg, num_partitions))
+
+    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        result = global_evaluation(cfg, arrays.to_torch_state_dict())
+        recorder.record_round(server_round, result)
+        return MetricRecord(result)
+
+    strategy = PartitionSampledFedAvg(cfg, node_partitions, recorder)
+    strategy.start(
+        grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()),
+        num_rounds=cfg.num_rounds, evaluate_fn=evaluate,
+    )
+    log.info("fedsnn run finished: %s", recorder.dir.resolve())
+
+
+def _share_flower_logging() -> None:
+    """Send fedsnn's log lines where Flower's go (the streamed run log)."""
+    fedsnn_log = logging.getLogger("fedsnn")
+    fedsnn_log.setLevel(logging.INFO)
+    for handler in logging.getLogger("flwr").handlers:
+        if handler not in fedsnn_log.handlers:
+            fedsnn_log.addHandler(handler)
+
+
+def discover_partitions(grid: Grid, min_nodes: int, wait_s: float = 300.0) -> tuple[dict[int, int], int]:
+    """Ask every connected client which partition it holds: {node id: partition id}."""
+    deadline = time.monotonic() + wait_s
+    while len(node_ids := list(grid.get_node_ids())) < min_nodes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(node_ids)} of min-nodes={min_nodes} clients connected after {wait_s:.0f} s")
+        time.sleep(0.5)
+    messages = [Message(content=RecordDict(), message_type=MessageType.QUERY, dst_node_id=n) for n in node_ids]
+    mapping, num_partitions = {}, 0
+    for reply in grid.send_and_receive(messages, timeout=wait_s):
+        if reply.has_error():
+            log.warning("client %s did not say its partition: %s", reply.metadata.src_node_id, reply.error.reason)
+            continue
+        info = reply.content["info"]
+        mapping[reply.metadata.src_node_id] = int(info["partition-id"])
+        num_partitions = int(info["num-partitions"])
+    if not mapping:
+        raise RuntimeError("no client answered the partition query")
+    return mapping, num_partitions
