@@ -1,0 +1,71 @@
+"""GAMIN: k_t update and clipping, metrics by hand, config checks, a tiny end-to-end run."""
+
+import math
+
+import pytest
+import torch
+
+from attacks.gamin import (GaminConfig, evaluate_gamin, fidelity, m_global, run_gamin, soft_cross_entropy,
+                           update_k)
+from attacks.oracle import oracle_for_target
+from fedsnn.data.base import LabelledData
+from fedsnn.errors import ConfigError
+from fedsnn.targets import TargetSpec, build_target
+
+
+def test_update_k_and_clipping() -> None:
+    # 0.001 + 0.001 * (0.5 * 2.0 - 0.4) = 0.0016
+    assert update_k(0.001, 2.0, 0.4, gamma=0.5, lambda_k=0.001) == pytest.approx(0.0016)
+    assert update_k(0.001, 1.0, 3.0, gamma=0.5, lambda_k=0.001) == 0.0  # 0.001 - 0.0025 -> clipped at 0
+    assert update_k(0.9999, 10.0, 0.0, gamma=0.5, lambda_k=0.001) == 1.0  # 1.0049 -> clipped at 1
+
+
+def test_m_global_by_hand() -> None:
+    assert m_global(2.0, 0.4, 0.5) == pytest.approx(2.0 + 0.6)
+    assert m_global(1.0, 3.0, 0.5) == pytest.approx(1.0 + 2.5)
+
+
+def test_soft_cross_entropy_by_hand() -> None:
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])  # softmax: [.5, .5], [.75, .25]
+    scores = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    expected = (math.log(2) + 0.5 * (-math.log(0.75) - math.log(0.25))) / 2
+    assert soft_cross_entropy(logits, scores).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_fidelity_by_hand() -> None:
+    logits = torch.tensor([[0.0, 0.0]])  # softmax [.5, .5]
+    assert fidelity(torch.tensor([[0.9, 0.1]]), logits) == pytest.approx(1 - 0.4)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError):
+        GaminConfig(budget=100, batch_size=64)
+    with pytest.raises(ConfigError):
+        GaminConfig(architecture="transformer")
+    with pytest.raises(ConfigError):
+        GaminConfig(k0=1.5)
+
+
+@pytest.mark.parametrize("kind,architecture", [("ann", "fc"), ("snn", "fc"), ("ann", "conv")])
+def test_tiny_end_to_end(kind: str, architecture: str) -> None:
+    target = build_target(TargetSpec(kind, (1, 8, 8), 3, hidden=30, timesteps=4))
+    oracle = oracle_for_target(target, budget=10 * 32)  # room for 2 classes at 4 iterations of 2x16
+    config = GaminConfig(budget=4 * 32, batch_size=16, num_samples=5, architecture=architecture)
+    results = run_gamin(oracle, config, classes=[0, 2, 1], log=lambda s: None)
+    assert [r.target_class for r in results] == [0, 2, 1]
+    assert [r.queries for r in results] == [128, 128, 64]  # the third class hits the oracle's budget
+    assert results[-1].oracle_exhausted and results[-1].iterations == 2
+    assert oracle.used == 320
+    r = results[0]
+    assert r.iterations == 4 and 0 <= r.best_iteration < 4 and math.isfinite(r.m_global)
+    assert r.samples.shape == (5, 1, 8, 8) and 0 <= r.samples.min() and r.samples.max() <= 1
+    test = LabelledData(torch.rand(12, 1, 8, 8), torch.tensor([0, 1, 2] * 4), 3)
+    evaluated = evaluate_gamin(results, test, oracle_for_target(target), num_random=32)
+    for e in evaluated:
+        assert 0 <= e.fidelity <= 1 and 0 <= e.surrogate_accuracy <= 100 and 0 <= e.target_accuracy <= 100
+
+
+def test_classes_validated() -> None:
+    oracle = oracle_for_target(build_target(TargetSpec("ann", (1, 4, 4), 3, hidden=8)))
+    with pytest.raises(ConfigError):
+        run_gamin(oracle, GaminConfig(budget=128), classes=[3])
