@@ -1,0 +1,190 @@
+"""The one place that scores reconstructions against ground truth (evaluators only).
+
+Attack code never imports this module: the attacker has no ground truth.
+Per-sample records come first, then summaries (success rate, mean, median),
+because outcomes are bimodal and a mean alone misleads (REFERENCE.md section 4).
+
+Shapes: images [B, C, H, W] in [0, 1]; event/spike tensors [B, T, C, H, W].
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from skimage.metrics import structural_similarity
+
+SUCCESS_MSE = 1e-3  # DLG/iDLG success on [0, 1] images (REFERENCE.md section 3)
+MAX_PSNR = 100.0  # an exact reconstruction (MSE 0) scores this instead of +inf
+
+Judge = Callable[[torch.Tensor], torch.Tensor]  # samples [B, ...] -> logits [B, K]
+
+
+def mse(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean squared error, float [B]; inputs of equal shape [B, ...]."""
+    _check_pair(reconstructed, original)
+    return ((reconstructed.double() - original.double()) ** 2).flatten(1).mean(1).float()
+
+
+def psnr(mse_values: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR in dB from per-sample MSE: 10 log10(range^2 / mse), capped at MAX_PSNR."""
+    ratio = data_range**2 / mse_values.double().clamp_min(data_range**2 * 10 ** (-MAX_PSNR / 10))
+    return (10 * torch.log10(ratio)).float()
+
+
+def ssim(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM (scikit-image, data_range=1), float [B]; images [B, C, H, W].
+
+    Single-channel images are compared as 2-D arrays, RGB ones with
+    ``channel_axis``. Reconstructions are clipped to [0, 1] first.
+    """
+    _check_pair(reconstructed, original)
+    if reconstructed.dim() != 4:
+        raise ValueError(f"SSIM needs images [B, C, H, W], got shape {tuple(reconstructed.shape)}")
+    rec = reconstructed.detach().clamp(0, 1).cpu().double().numpy()
+    ref = original.detach().cpu().double().numpy()
+    scores = []
+    for r, o in zip(rec, ref):
+        if r.shape[0] == 1:
+            scores.append(structural_similarity(r[0], o[0], data_range=1.0))
+        else:
+            scores.append(structural_similarity(r, o, data_range=1.0, channel_axis=0))
+    return torch.tensor(scores, dtype=torch.float32)
+
+
+def l2(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Per-sample Euclidean distance ||x - x'||_2 (spike tensors, Table V/VI), float [B]."""
+    _check_pair(reconstructed, original)
+    return (reconstructed.double() - original.double()).flatten(1).norm(dim=1).float()
+
+
+def match_samples(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Which reconstruction belongs to which original (a batch's order is not leaked).
+
+    Minimum-cost assignment (Hungarian, scipy) on the pairwise MSE matrix.
+
+    Returns
+    -------
+    torch.Tensor
+        long [B], ``perm`` such that ``reconstructed[perm[i]]`` is matched to ``original[i]``.
+    """
+    _check_pair(reconstructed, original)
+    rec, ref = reconstructed.detach().double().flatten(1), original.detach().double().flatten(1)
+    cost = torch.cdist(ref, rec).pow(2) / rec.shape[1]  # [B_orig, B_rec] MSE
+    rows, cols = linear_sum_assignment(cost.cpu().numpy())
+    return torch.as_tensor(cols[np.argsort(rows)], dtype=torch.long)
+
+
+def label_accuracy(predicted: torch.Tensor, true: torch.Tensor) -> float:
+    """Fraction of positions where the labels agree (labels long [B])."""
+    if predicted.shape != true.shape:
+        raise ValueError(f"label shapes differ: {tuple(predicted.shape)} vs {tuple(true.shape)}")
+    return float((predicted.cpu() == true.cpu()).float().mean()) if len(true) else math.nan
+
+
+def label_multiset_accuracy(predicted: torch.Tensor, true: torch.Tensor) -> float:
+    """Fraction of the true labels recovered as a multiset (order-free, for batch label inference)."""
+    if len(true) == 0:
+        return math.nan
+    recovered = Counter(predicted.tolist()) & Counter(true.tolist())
+    return sum(recovered.values()) / len(true)
+
+
+@torch.no_grad()
+def judge_correct(judge: Judge, samples: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """bool [B]: whether ``judge`` classifies each reconstruction as its true label."""
+    return judge(samples).argmax(-1).cpu() == labels.cpu()
+
+
+def attack_success_rate(judge: Judge, samples: torch.Tensor, labels: torch.Tensor) -> float:
+    """ASR: accuracy of a pretrained judge on the reconstructions, true labels as target."""
+    return float(judge_correct(judge, samples, labels).float().mean())
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """Scores of one reconstructed sample against the original it was matched to."""
+
+    index: int
+    matched_to: int
+    mse: float
+    psnr: float
+    ssim: float
+    l2: float
+    label_correct: bool | None
+    judge_correct: bool | None
+    success: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def score_batch(
+    reconstructed: torch.Tensor,
+    original: torch.Tensor,
+    original_labels: torch.Tensor,
+    reconstructed_labels: torch.Tensor | None = None,
+    judge: Judge | None = None,
+    success_mse: float = SUCCESS_MSE,
+    match: bool = True,
+) -> list[SampleRecord]:
+    """Per-original records for one attacked batch.
+
+    Parameters
+    ----------
+    reconstructed, original : torch.Tensor
+        [B, C, H, W] images or [B, T, C, H, W] spike tensors (SSIM is NaN for the latter).
+    original_labels : torch.Tensor
+        long [B]; the judge's target.
+    reconstructed_labels : torch.Tensor | None
+        long [B], aligned with ``reconstructed``; compared after matching.
+    judge : callable | None
+        images -> logits; run on the matched reconstructions (ASR).
+    success_mse : float
+        success = MSE below it.
+    match : bool
+        Reorder reconstructions by minimum-cost assignment first.
+    """
+    perm = match_samples(reconstructed, original) if match else torch.arange(len(original))
+    rec = reconstructed[perm]
+    errors, distances = mse(rec, original), l2(rec, original)
+    similarity = ssim(rec, original) if rec.dim() == 4 else torch.full((len(rec),), math.nan)
+    labels_ok = None if reconstructed_labels is None else (reconstructed_labels[perm].cpu() == original_labels.cpu())
+    judged = None if judge is None else judge_correct(judge, rec, original_labels)
+    return [
+        SampleRecord(
+            index=i, matched_to=int(perm[i]), mse=float(errors[i]), psnr=float(psnr(errors[i : i + 1])[0]),
+            ssim=float(similarity[i]), l2=float(distances[i]),
+            label_correct=None if labels_ok is None else bool(labels_ok[i]),
+            judge_correct=None if judged is None else bool(judged[i]),
+            success=bool(errors[i] < success_mse),
+        )
+        for i in range(len(original))
+    ]
+
+
+def summarise(records: Sequence[SampleRecord]) -> dict[str, float]:
+    """Success rate, ASR and label accuracy (where recorded), mean and median of every metric."""
+    if not records:
+        return {"count": 0.0}
+    summary: dict[str, float] = {"count": float(len(records))}
+    summary["success_rate"] = float(np.mean([r.success for r in records]))
+    for flag, name in (("judge_correct", "asr"), ("label_correct", "label_accuracy")):
+        values = [getattr(r, flag) for r in records if getattr(r, flag) is not None]
+        if values:
+            summary[name] = float(np.mean(values))
+    for metric in ("mse", "psnr", "ssim", "l2"):
+        values = np.array([getattr(r, metric) for r in records], dtype=float)
+        summary[f"{metric}_mean"] = float(np.mean(values))
+        summary[f"{metric}_median"] = float(np.median(values))
+    return summary
+
+
+def _check_pair(reconstructed: torch.Tensor, original: torch.Tensor) -> None:
+    if reconstructed.shape != original.shape:
+        raise ValueError(f"shapes differ: reconstructed {tuple(reconstructed.shape)}, original {tuple(original.shape)}")
