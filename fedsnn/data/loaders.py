@@ -196,14 +196,14 @@ def load_dvs_gesture(root: Path | None, timesteps: int = 20, download: bool = Fa
         )
     to_frames = tonic.transforms.ToFrame(sensor_size=DVS_SENSOR, n_time_bins=timesteps)
 
-    class OfflineDVSGesture(tonic.datasets.DVSGesture):
+    class DVSGesture(tonic.datasets.DVSGesture):  # same name: tonic derives the folder from it
         """tonic's loader, but it may touch the network only when download=True."""
 
         def _check_exists(self) -> bool:
             return download is False or super()._check_exists()
 
     def read(train: bool) -> LabelledData:
-        ds = OfflineDVSGesture(save_to=str(base), train=train)
+        ds = DVSGesture(save_to=str(base), train=train)
         frames, labels = [], []
         for i in range(len(ds)):
             events, label = ds[i]
