@@ -58,13 +58,18 @@ def toml_overrides(overrides: dict[str, Any]) -> str:
 
 def run_status(run_id: str, env: dict[str, str], cwd: Path) -> str:
     """'finished:completed', 'finished:failed', ... as the SuperLink records it."""
-    out = subprocess.run(["flwr", "list", "--run-id", run_id, "--format", "json"], capture_output=True,
+    out = subprocess.run([_flwr(),  "list", "--run-id", run_id, "--format", "json"], capture_output=True,
                          text=True, env=env, cwd=cwd, timeout=60)
     try:
         runs = json.loads(out.stdout[out.stdout.index("{"):])["runs"]
         return str(runs[0]["status"])
     except (ValueError, KeyError, IndexError):
         return f"unknown (flwr list said: {out.stdout.strip() or out.stderr.strip()})"
+
+
+def _flwr() -> str:
+    beside = Path(sys.executable).parent / "flwr"
+    return str(beside) if beside.exists() else "flwr"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+    # flwr, flower-superlink and flwr-simulation live beside this interpreter
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     neutral = Path(env.get("FLWR_HOME", Path.home() / ".flwr"))
     neutral.mkdir(parents=True, exist_ok=True)
-    cmd = ["flwr", "run", str(app), "--stream", "--run-config", toml_overrides(overrides),
+    cmd = [_flwr(), "run", str(app), "--stream", "--run-config", toml_overrides(overrides),
            "--federation-config", args.federation_config]
     run_id, run_dir = None, None
     with subprocess.Popen(cmd, cwd=neutral, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.flower
-@pytest.mark.skipif(shutil.which("flwr") is None, reason="flwr CLI not on PATH")
 def test_flwr_run_writes_a_run_folder(tmp_path):
     out = tmp_path / "runs"
     rc = launch([str(ROOT), "--run-config", f"num-rounds=2 eval-samples=200 local-steps=10 name='smoke' output-dir='{out}'"])
