@@ -14,8 +14,8 @@ like the attack's own initial dummies (an untrained U(-0.5, 0.5) LeNet predicts
 nearly the same distribution for any input). The real-valued counts are
 rounded by largest remainder to sum to B. Without ``mean_probs`` the classes
 with negative ``db`` are taken and the remaining slots shared in proportion
-to ``-db_c`` (D'Hondt). Measured on MNIST, LeNet: 10/10 batches of 4 and
-6/10 batches of 8 got the exact label multiset. Limits: the estimate degrades
+to ``-db_c`` (D'Hondt). Measured on real MNIST test digits, LeNet, fedsgd:
+the exact label multiset for 9/10 random batches of 4 and 7/10 of 8. Limits: the estimate degrades
 as the model's predictions come to depend on the input (trained models), and
 under fedavg the averaged gradient blurs it further.
 """
