@@ -66,6 +66,10 @@ class AttackConfig:
         (L-BFGS on an SNN stalls once no spike flips); 0 disables the check.
     grnn_iterations, grnn_lr, grnn_momentum, grnn_tv_weight, grnn_noise_dim
         GRNN's own optimisation (RMSprop) and generator settings.
+    max_samples : int
+        Rebuild at most this many samples (0: as many as the update covers,
+        ``ObservedUpdate.reconstruction_size``). A curious server facing a
+        multi-step FedAvg update over thousands of samples rebuilds a few.
     device : 'cpu' | 'cuda'
     """
 
@@ -88,6 +92,7 @@ class AttackConfig:
     grnn_momentum: float = 0.99
     grnn_tv_weight: float = 1e-3
     grnn_noise_dim: int = 128
+    max_samples: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -105,6 +110,8 @@ class AttackConfig:
         for key in ("iterations", "max_eval", "restarts", "grnn_iterations", "grnn_noise_dim"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(key, getattr(self, key), "a positive integer")
+        if not isinstance(self.max_samples, int) or self.max_samples < 0:
+            raise ConfigError("max_samples", self.max_samples, "0 (all) or a positive integer")
         if not isinstance(self.stall_patience, int) or self.stall_patience < 0:
             raise ConfigError("stall_patience", self.stall_patience, "a non-negative integer")
         if not self.tolerance >= 0:

@@ -62,15 +62,14 @@ def infer_labels(
         scores = row_sums if bias is None or bool(row_sums.abs().max() > 0) else bias
         return scores.argmin().view(1)
     scores = bias if bias is not None else row_sums
-    if bias is not None and mean_probs is not None:
-        estimate = (mean_probs.to(bias) - bias).clamp_min(0)  # [K] expected counts, up to scale
+    estimate = None if bias is None or mean_probs is None else (mean_probs.to(bias) - bias).clamp_min(0)
+    if estimate is not None and float(estimate.sum()) > 0:  # [K] expected counts, up to scale
         estimate = estimate * batch_size / estimate.sum()
         counts = estimate.floor()
         leftover = batch_size - int(counts.sum())
         counts[torch.argsort(estimate - counts, descending=True)[:leftover]] += 1
-        if int(counts.sum()) == batch_size:
-            order = torch.argsort(scores)
-            return torch.tensor([int(c) for c in order for _ in range(int(counts[c]))], dtype=torch.long)
+        order = torch.argsort(scores)
+        return torch.tensor([int(c) for c in order for _ in range(int(counts[c]))], dtype=torch.long)
     order = torch.argsort(scores)
     present = [int(c) for c in order if scores[c] < 0][:batch_size] or [int(order[0])]
     shares = {c: 1 for c in present}

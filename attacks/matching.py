@@ -113,7 +113,10 @@ def layout_for(observed: ObservedUpdate, config: AttackConfig) -> DummyLayout:
         kind = "events"
     else:
         kind = "frames" if spiking and config.dummy_layout == "frames" else "image"
-    return DummyLayout(kind, observed.reconstruction_size, tuple(observed.spec.input_shape), observed.spec.timesteps)
+    size = observed.reconstruction_size
+    if config.max_samples:
+        size = min(size, config.max_samples)
+    return DummyLayout(kind, size, tuple(observed.spec.input_shape), observed.spec.timesteps)
 
 
 class GradientMatcher:
