@@ -23,6 +23,10 @@ from fedsnn.errors import ConfigError
 from fedsnn.models import INITS, MODELS, NEURONS, SURROGATES
 
 MODES = ("fedavg", "fedsgd")
+ATTACK_NAMES = ("dlg", "idlg", "grnn")  # attacks.ATTACKS; a test keeps the two in step
+ATTACK_OPTIMIZERS = ("lbfgs", "adam")
+THRESHOLDINGS = ("none", "post", "in")
+FEDAVG_HANDLINGS = ("average-gradient", "replay")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -58,6 +62,17 @@ class RunConfig:
     eval_samples: int = field(default=1000, metadata=_doc("Held-out test samples for global evaluation; 0 = all", min=0))
     output_dir: str = field(default="runs", metadata=_doc("Where run folders are created"))
     device: str = field(default="cpu", metadata=_doc("Torch device for training and attacks", choices=DEVICES))
+    attacks: str = field(default="idlg", metadata=_doc("Curious-server attacks, comma-separated (dlg, idlg, grnn) or 'none'"))
+    attack_rounds: str = field(default="all", metadata=_doc("Rounds attacked: 'all', 'last', 'every:K' or a list '1,3,5'"))
+    attack_clients: int = field(default=0, metadata=_doc("Clients attacked per round (seeded choice); 0 = all that trained", min=0))
+    attack_samples: int = field(default=8, metadata=_doc("Samples the attacker rebuilds per update; 0 = all the client declares", min=0))
+    attack_optimizer: str = field(default="lbfgs", metadata=_doc("Attack optimiser", choices=ATTACK_OPTIMIZERS))
+    attack_iterations: int = field(default=300, metadata=_doc("Optimiser steps per attack (GRNN: its own iterations)", min=1))
+    attack_restarts: int = field(default=1, metadata=_doc("Random restarts per attack; the best match is kept", min=1))
+    attack_time_budget: float = field(default=20.0, metadata=_doc("Wall-clock seconds per attack before it stops as 'budget'", gt=0))
+    fedavg_handling: str = field(default="average-gradient", metadata=_doc("How a multi-step update is read", choices=FEDAVG_HANDLINGS))
+    thresholding: str = field(default="none", metadata=_doc("Spike thresholding of SNN reconstructions", choices=THRESHOLDINGS))
+    tau: float = field(default=0.5, metadata=_doc("Threshold tau for spike thresholding", gt=0, max=1))
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:
@@ -88,6 +103,37 @@ class RunConfig:
 
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device", self.device, "'cpu' or 'auto' (no CUDA device is visible)")
+
+        for name in self.attack_names:
+            if name not in ATTACK_NAMES:
+                raise ConfigError("attacks", self.attacks, f"a comma-separated subset of {ATTACK_NAMES}, or 'none'")
+        self.attacked_rounds()  # validates attack-rounds
+
+    @property
+    def attack_names(self) -> tuple[str, ...]:
+        if self.attacks.strip().lower() in ("", "none"):
+            return ()
+        return tuple(a.strip() for a in self.attacks.split(",") if a.strip())
+
+    def attacked_rounds(self) -> frozenset[int]:
+        """The rounds the curious server attacks, from ``attack-rounds``."""
+        spec, last = self.attack_rounds.strip().lower(), self.num_rounds
+        try:
+            if spec == "all":
+                return frozenset(range(1, last + 1))
+            if spec == "last":
+                return frozenset({last})
+            if spec.startswith("every:"):
+                k = int(spec.split(":", 1)[1])
+                if k < 1:
+                    raise ValueError
+                return frozenset(range(k, last + 1, k))
+            rounds = frozenset(int(r) for r in spec.split(",") if r.strip())
+            if rounds and min(rounds) >= 1:
+                return rounds
+        except ValueError:
+            pass
+        raise ConfigError("attack-rounds", self.attack_rounds, "'all', 'last', 'every:K' (K >= 1) or a list like '1,3,5'")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, f.name) for k, f in self.keys().items()}

@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,19 +73,24 @@ def _flwr() -> str:
     return str(beside) if beside.exists() else "flwr"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fedsnn-run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("app", nargs="?", default=".", help="app folder holding pyproject.toml (default: .)")
-    parser.add_argument("--run-config", "-c", action="append", default=[], help="overrides, e.g. \"model='snn-lenet'\"")
-    parser.add_argument("--federation-config", default=DEFAULT_FEDERATION, help=f"default: '{DEFAULT_FEDERATION}'")
-    args = parser.parse_args(argv)
-    app = Path(args.app).resolve()
+@dataclass(frozen=True)
+class Launch:
+    """How one ``flwr run`` ended: exit code, run id, SuperLink status, run folder."""
+
+    code: int
+    run_id: str | None = None
+    status: str = ""
+    run_dir: Path | None = None
+
+
+def launch(app: Path, run_config: list[str], federation_config: str = DEFAULT_FEDERATION) -> Launch:
+    """Validate, run ``flwr run --stream`` (streaming its log), and read the real status."""
     try:
-        cfg, overrides = resolve_config(app, args.run_config)
+        cfg, overrides = resolve_config(app, run_config)
         dataset_for(cfg)
     except (ConfigError, DataNotFoundError) as err:
         print(f"fedsnn-run: {err}", file=sys.stderr)
-        return 2
+        return Launch(2)
 
     env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
     # flwr, flower-superlink and flwr-simulation live beside this interpreter
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     neutral = Path(env.get("FLWR_HOME", Path.home() / ".flwr"))
     neutral.mkdir(parents=True, exist_ok=True)
     cmd = [_flwr(), "run", str(app), "--stream", "--run-config", toml_overrides(overrides),
-           "--federation-config", args.federation_config]
+           "--federation-config", federation_config]
     run_id, run_dir = None, None
     with subprocess.Popen(cmd, cwd=neutral, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -100,13 +106,22 @@ def main(argv: list[str] | None = None) -> int:
             if m := re.search(r"Successfully started run (\d+)", line):
                 run_id = m.group(1)
             if m := re.search(r"fedsnn run folder: (\S+)", line):
-                run_dir = m.group(1)
+                run_dir = Path(m.group(1))
     if run_id is None:
         print("fedsnn-run: flwr run did not start a run", file=sys.stderr)
-        return 1
+        return Launch(1)
     status = run_status(run_id, env, neutral)
     print(f"fedsnn-run: run {run_id} {status}; results in {run_dir or overrides['output-dir']}")
-    return 0 if status == "finished:completed" else 1
+    return Launch(0 if status == "finished:completed" else 1, run_id, status, run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fedsnn-run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("app", nargs="?", default=".", help="app folder holding pyproject.toml (default: .)")
+    parser.add_argument("--run-config", "-c", action="append", default=[], help="overrides, e.g. \"model='snn-lenet'\"")
+    parser.add_argument("--federation-config", default=DEFAULT_FEDERATION, help=f"default: '{DEFAULT_FEDERATION}'")
+    args = parser.parse_args(argv)
+    return launch(Path(args.app).resolve(), args.run_config, args.federation_config).code
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedsnn.config import RunConfig
 from fedsnn.federation import dataset_for, global_evaluation, initial_model, partition_report
+from fedsnn.leakage import LeakageRecorder
 from fedsnn.recorder import RunRecorder
-from server.strategy import PartitionSampledFedAvg
+from server.curious import CuriousFedAvg
 
 log = logging.getLogger("fedsnn")
 torch.set_num_threads(1)
@@ -39,12 +40,27 @@ def main(grid: Grid, context: Context) -> None:
         recorder.record_round(server_round, result)
         return MetricRecord(result)
 
-    strategy = PartitionSampledFedAvg(cfg, node_partitions, recorder)
-    strategy.start(
+    judge, judge_note = judge_for(cfg) if cfg.attack_names else (None, "")
+    leakage = LeakageRecorder(cfg, recorder.dir, num_partitions, judge, judge_note)
+    strategy = CuriousFedAvg(cfg, node_partitions, recorder, leakage)
+    result = strategy.start(
         grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()),
         num_rounds=cfg.num_rounds, evaluate_fn=evaluate,
     )
+    torch.save(result.arrays.to_torch_state_dict(), recorder.dir / "global_model.pt")
     log.info("fedsnn run finished: %s", recorder.dir.resolve())
+
+
+def judge_for(cfg: RunConfig):
+    """The judge model for attack success rate, trained once and cached; (None, why) if unavailable."""
+    try:
+        from fedsnn.judges import load_judge
+
+        judge = load_judge(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.timesteps, cfg.seed)
+        return judge, "" if judge is not None else "no judge available: ASR not measured"
+    except Exception as exc:  # noqa: BLE001 - no judge means no ASR, not a failed run
+        log.warning("no judge model for %s (%s): ASR will not be measured", cfg.dataset, exc)
+        return None, f"no judge: {type(exc).__name__}: {exc}"
 
 
 def _share_flower_logging() -> None:

@@ -1,0 +1,55 @@
+"""The evaluator's view: ground truth for scoring, re-derived, never transmitted.
+
+A client's training batch in a round is a deterministic function of (dataset,
+seed, partition id, round) (``fedsnn.training.local_batches``). The evaluator
+re-derives it here to score a reconstruction. Nothing in this module is
+reachable from ``attacks/``, and no Flower message carries these tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from fedsnn.config import RunConfig
+from fedsnn.data import LabelledData
+from fedsnn.federation import dataset_for, local_plan, shards
+from fedsnn.metrics import Judge, SampleRecord, score_batch
+from fedsnn.training import local_batches
+
+
+def ground_truth(cfg: RunConfig, partition_id: int, num_partitions: int, server_round: int) -> LabelledData:
+    """The distinct samples client ``partition_id`` trained on in ``server_round``, in first-use order."""
+    batches = local_batches(shards(cfg, num_partitions)[partition_id], local_plan(cfg), cfg.seed, partition_id, server_round)
+    order = np.concatenate(batches)
+    _, first = np.unique(order, return_index=True)
+    return dataset_for(cfg).train.subset(order[np.sort(first)])
+
+
+def pick_originals(reconstructed: torch.Tensor, originals: torch.Tensor) -> np.ndarray:
+    """Indices of the originals matched to each reconstruction, by minimum total MSE.
+
+    reconstructed [k, ...] and originals [N, ...] with k <= N: an attacker that
+    rebuilds fewer samples than the client used is scored against the k
+    originals its reconstructions resemble most, each used at most once.
+    """
+    cost = torch.cdist(reconstructed.flatten(1).double(), originals.flatten(1).double()).pow(2)
+    rows, cols = linear_sum_assignment(cost.numpy())
+    return cols[np.argsort(rows)]
+
+
+def score_reconstruction(
+    reconstructed: torch.Tensor, reconstructed_labels: torch.Tensor | None, truth: LabelledData, judge: Judge | None
+) -> tuple[list[SampleRecord], LabelledData]:
+    """Per-sample records, and the matched originals with their labels (for grids).
+
+    reconstructed: [k, C, H, W] images or [k, T, C, H, W] spike tensors.
+    """
+    k = min(len(reconstructed), len(truth))
+    reconstructed = reconstructed[:k].detach().cpu().float()
+    chosen = pick_originals(reconstructed, truth.samples)
+    originals, labels = truth.samples[chosen], truth.labels[chosen]
+    rec_labels = None if reconstructed_labels is None else reconstructed_labels[:k].cpu()
+    records = score_batch(reconstructed, originals, labels, rec_labels, judge, match=False)
+    return records, LabelledData(originals, labels, truth.num_classes, truth.class_names)

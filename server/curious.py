@@ -1,0 +1,102 @@
+"""The curious server: FedAvg that attacks every update it receives, passively.
+
+Each attacked round it keeps the global arrays it sent, turns each chosen
+client's reply into an ``ObservedUpdate`` (what a real server sees: weights
+sent, weights returned, declared metadata) and runs the configured attacks on
+copies. Then it aggregates with FedAvg's own ``aggregate_train``, untouched:
+the global model is bit-identical with attacks on and off (tested).
+
+Scoring is not done here: reconstructions go to ``LeakageRecorder``, the
+evaluator, which re-derives the ground truth on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp import Grid
+
+from attacks import AttackConfig, ObservedUpdate, Reconstruction, get_attack
+from fedsnn.config import RunConfig
+from fedsnn.federation import dataset_for, model_spec
+from fedsnn.leakage import LeakageRecorder
+from server.strategy import PartitionSampledFedAvg
+
+log = logging.getLogger("fedsnn")
+
+
+def attack_config(cfg: RunConfig) -> AttackConfig:
+    """The attacker's settings, from the run config (read once, at the edge)."""
+    return AttackConfig(
+        optimizer=cfg.attack_optimizer, lr=1.0 if cfg.attack_optimizer == "lbfgs" else 0.1,
+        iterations=cfg.attack_iterations, grnn_iterations=cfg.attack_iterations, restarts=cfg.attack_restarts,
+        seed=cfg.seed, thresholding=cfg.thresholding, tau=cfg.tau, fedavg_handling=cfg.fedavg_handling,
+        time_budget_s=cfg.attack_time_budget, max_samples=cfg.attack_samples,
+        device="cuda" if cfg.device == "cuda" else "cpu",
+    )
+
+
+def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:
+    """What the server sees of one reply. Declared metadata is the client's word."""
+    declared = reply.content["declared"]
+    return ObservedUpdate(
+        spec=model_spec(cfg, dataset_for(cfg).test),
+        global_weights=sent,
+        client_weights=reply.content["arrays"].to_torch_state_dict(),
+        mode=str(declared["mode"]), lr=float(declared["lr"]), local_steps=int(declared["local-steps"]),
+        batch_size=int(declared["batch-size"]), num_examples=int(reply.content["metrics"]["num-examples"]),
+        modality="events" if dataset_for(cfg).test.is_event else "image",
+    )
+
+
+def run_attack(name: str, observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
+    """One attack; whatever happens inside, a Reconstruction comes back."""
+    start = time.perf_counter()
+    try:
+        return get_attack(name)(observed, config)
+    except Exception as exc:  # noqa: BLE001 - a failed attack is recorded, never crashes the round
+        return Reconstruction.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+
+
+class CuriousFedAvg(PartitionSampledFedAvg):
+    def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder, leakage: LeakageRecorder) -> None:
+        super().__init__(cfg, node_partitions, recorder)
+        self.leakage, self.attack_cfg = leakage, attack_config(cfg)
+        self._sent: dict[int, ArrayRecord] = {}
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        if server_round in self.cfg.attacked_rounds() and self.cfg.attack_names:
+            self._sent[server_round] = arrays
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]):
+        replies = list(replies)
+        sent = self._sent.pop(server_round, None)
+        if sent is not None:
+            self.attack_round(server_round, sent.to_torch_state_dict(), replies)
+        return super().aggregate_train(server_round, replies)
+
+    def attack_round(self, server_round: int, sent: dict, replies: list[Message]) -> None:
+        ok = {self.node_partitions[m.metadata.src_node_id]: m for m in replies if not m.has_error()}
+        for partition_id in self.victims(server_round, sorted(ok)):
+            try:
+                observed = observe(self.cfg, sent, ok[partition_id])
+            except Exception as exc:  # noqa: BLE001 - a malformed reply is recorded, not fatal
+                for name in self.cfg.attack_names:
+                    self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
+                continue
+            for name in self.cfg.attack_names:
+                self.leakage.record(server_round, partition_id, name, run_attack(name, observed, self.attack_cfg))
+        self.leakage.summarise_round(server_round)
+
+    def victims(self, server_round: int, partitions: list[int]) -> list[int]:
+        """Clients attacked this round: all that trained, or a seeded choice of them."""
+        k = self.cfg.attack_clients
+        if k == 0 or k >= len(partitions):
+            return partitions
+        rng = np.random.default_rng([self.cfg.seed, server_round, 11])
+        return sorted(int(p) for p in rng.choice(partitions, size=k, replace=False))

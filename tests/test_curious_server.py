@@ -1,0 +1,121 @@
+"""The curious server: passive, attacker-view only, failures recorded (Ray-free)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord, RecordDict
+from flower_grid import InMemoryGrid
+
+import server.curious as curious
+from attacks import ATTACKS, ObservedUpdate, Reconstruction
+from clients.client_app import app as client_app
+from fedsnn.config import ATTACK_NAMES
+from fedsnn.runs import read_jsonl
+from server.server_app import main as server_main
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST_ATTACK = {"attack-iterations": 3, "attack-time-budget": 10.0, "attack-samples": 2}
+
+
+def run(run_config: dict, nodes: int = 2, fail: set[int] = frozenset()):
+    grid = InMemoryGrid(client_app, nodes, run_config, fail)
+    server_main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=run_config))
+    (run_dir,) = list(Path(run_config["output-dir"]).iterdir())
+    return grid, run_dir
+
+
+def test_global_model_is_bit_identical_with_attacks_on_and_off(tmp_path, tiny_run_config):
+    off = {**tiny_run_config, "attacks": "none", "output-dir": str(tmp_path / "off")}
+    on = {**tiny_run_config, **FAST_ATTACK, "attacks": "dlg,idlg", "output-dir": str(tmp_path / "on")}
+    _, dir_off = run(off)
+    _, dir_on = run(on)
+    model_off, model_on = torch.load(dir_off / "global_model.pt"), torch.load(dir_on / "global_model.pt")
+    assert model_off.keys() == model_on.keys()
+    assert all(torch.equal(model_off[k], model_on[k]) for k in model_off)
+    acc = lambda d: [r["test-accuracy"] for r in read_jsonl(d / "metrics.jsonl")]  # noqa: E731
+    assert acc(dir_off) == acc(dir_on)
+    assert len(read_jsonl(dir_on / "leakage.jsonl")) == 2 * 2 * 2  # rounds x clients x attacks
+    assert not (dir_off / "leakage.jsonl").exists()
+
+
+def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config):
+    cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "idlg", "mode": "fedsgd", "batch-size": 2,
+           "attack-rounds": "last", "output-dir": str(tmp_path / "r")}
+    _, run_dir = run(cfg)
+    lines = read_jsonl(run_dir / "leakage.jsonl")
+    assert {line["round"] for line in lines} == {2} and {line["partition"] for line in lines} == {0, 1}
+    for line in lines:
+        assert line["status"] in ("converged", "budget") and line["model"] == "lenet"
+        assert len(line["samples"]) == 2 and 0 <= line["summary"]["success_rate"] <= 1
+        assert {"psnr", "ssim", "mse", "l2", "label_correct"} <= set(line["samples"][0])
+        assert (run_dir / "reconstructions" / f"r002-p{line['partition']}-idlg.pt").exists()
+
+
+def test_failed_attack_and_failed_client_are_recorded(tmp_path, tiny_run_config, monkeypatch):
+    def explode(observed, config):
+        raise RuntimeError("attack blew up")
+
+    monkeypatch.setitem(ATTACKS, "dlg", explode)
+    cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "dlg", "output-dir": str(tmp_path / "f")}
+    _, run_dir = run(cfg, nodes=3, fail={2})
+    lines = read_jsonl(run_dir / "leakage.jsonl")
+    assert lines and all(line["status"] == "failed" and "attack blew up" in line["reason"] for line in lines)
+    assert {line["partition"] for line in lines} == {0, 1}  # the crashed client sent nothing to attack
+    rounds = read_jsonl(run_dir / "metrics.jsonl")
+    assert rounds[-1]["round"] == 2 and rounds[-1]["clients-failed"][0]["partition"] == 2
+
+
+def test_attacks_receive_only_the_servers_view(tmp_path, tiny_run_config, monkeypatch):
+    seen: list[ObservedUpdate] = []
+    real = ATTACKS["idlg"]
+
+    def spy(observed, config):
+        seen.append(observed)
+        return real(observed, config)
+
+    monkeypatch.setitem(ATTACKS, "idlg", spy)
+    cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "idlg", "attack-rounds": "1", "output-dir": str(tmp_path / "v")}
+    grid, _ = run(cfg)
+    assert len(seen) == 2
+    fields = {f.name for f in dataclasses.fields(ObservedUpdate)}
+    assert fields == {"spec", "global_weights", "client_weights", "mode", "lr", "local_steps", "batch_size",
+                      "num_examples", "labels", "modality"}
+    for observed in seen:
+        assert observed.labels is None  # labels are not known: the attack must infer them
+        assert set(observed.global_weights) == set(observed.client_weights)
+        assert all(w.shape != (1, 28, 28) for w in observed.client_weights.values())
+    # what travelled: weights, counts and declared metadata; no sample tensor
+    for msg in grid.sent:
+        for name, record in msg.content.items():
+            assert isinstance(record, (ArrayRecord, ConfigRecord, MetricRecord)), name
+
+
+def test_attack_code_cannot_reach_ground_truth():
+    """No module of attacks/ imports the data, the evaluator or the metrics."""
+    forbidden = {"fedsnn.data", "fedsnn.evaluation", "fedsnn.metrics", "fedsnn.federation", "fedsnn.leakage"}
+    for path in (ROOT / "attacks").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & forbidden, f"{path.name} imports {imported & forbidden}"
+
+
+def test_run_config_attack_names_match_the_registry():
+    assert set(ATTACK_NAMES) == set(ATTACKS)
+
+
+def test_run_attack_turns_exceptions_into_records():
+    def broken(observed, config):
+        raise ValueError("nope")
+
+    ATTACKS["broken-for-test"] = broken
+    try:
+        rec = curious.run_attack("broken-for-test", None, None)
+    finally:
+        del ATTACKS["broken-for-test"]
+    assert isinstance(rec, Reconstruction) and rec.status == "failed" and "nope" in rec.reason
