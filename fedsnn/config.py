@@ -27,6 +27,7 @@ ATTACK_NAMES = ("dlg", "idlg", "grnn")  # attacks.ATTACKS; a test keeps the two 
 ATTACK_OPTIMIZERS = ("lbfgs", "adam")
 THRESHOLDINGS = ("none", "post", "in")
 FEDAVG_HANDLINGS = ("average-gradient", "replay")
+JUDGES = ("auto", "cached", "none")
 DEVICES = ("cpu", "cuda", "auto")
 
 
@@ -73,6 +74,7 @@ class RunConfig:
     fedavg_handling: str = field(default="average-gradient", metadata=_doc("How a multi-step update is read", choices=FEDAVG_HANDLINGS))
     thresholding: str = field(default="none", metadata=_doc("Spike thresholding of SNN reconstructions", choices=THRESHOLDINGS))
     tau: float = field(default=0.5, metadata=_doc("Threshold tau for spike thresholding", gt=0, max=1))
+    judge: str = field(default="auto", metadata=_doc("Judge for ASR: train once and cache, only use a cached one, or none", choices=JUDGES))
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:

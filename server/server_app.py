@@ -40,7 +40,7 @@ def main(grid: Grid, context: Context) -> None:
         recorder.record_round(server_round, result)
         return MetricRecord(result)
 
-    judge, judge_note = judge_for(cfg) if cfg.attack_names else (None, "")
+    judge, judge_note = judge_for(cfg) if cfg.attack_names and cfg.judge != "none" else (None, "judge disabled")
     leakage = LeakageRecorder(cfg, recorder.dir, num_partitions, judge, judge_note)
     strategy = CuriousFedAvg(cfg, node_partitions, recorder, leakage)
     result = strategy.start(
@@ -56,8 +56,9 @@ def judge_for(cfg: RunConfig):
     try:
         from fedsnn.judges import load_judge
 
-        judge = load_judge(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.timesteps, cfg.seed)
-        return judge, "" if judge is not None else "no judge available: ASR not measured"
+        judge = load_judge(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.timesteps, cfg.seed,
+                           train_if_missing=cfg.judge == "auto")
+        return judge, "" if judge is not None else "no cached judge: ASR not measured (judge='auto' trains one)"
     except Exception as exc:  # noqa: BLE001 - no judge means no ASR, not a failed run
         log.warning("no judge model for %s (%s): ASR will not be measured", cfg.dataset, exc)
         return None, f"no judge: {type(exc).__name__}: {exc}"

@@ -1,6 +1,10 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
+
+# judges trained by tests go to a throw-away cache, never the user's
+os.environ.setdefault("FEDSNN_CACHE", tempfile.mkdtemp(prefix="fedsnn-test-cache-"))
 
 import pytest
 import torch
@@ -15,4 +19,5 @@ torch.set_num_threads(1)
 @pytest.fixture()
 def tiny_run_config(tmp_path):
     """A run config that trains in about a second: LeNet, 2 rounds, small eval."""
-    return {"num-rounds": 2, "eval-samples": 200, "output-dir": str(tmp_path / "runs"), "local-steps": 5}
+    return {"num-rounds": 2, "eval-samples": 200, "output-dir": str(tmp_path / "runs"), "local-steps": 5,
+            "judge": "none", "attacks": "none"}

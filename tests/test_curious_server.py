@@ -45,7 +45,7 @@ def test_global_model_is_bit_identical_with_attacks_on_and_off(tmp_path, tiny_ru
 
 def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config):
     cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "idlg", "mode": "fedsgd", "batch-size": 2,
-           "attack-rounds": "last", "output-dir": str(tmp_path / "r")}
+           "attack-rounds": "last", "judge": "auto", "output-dir": str(tmp_path / "r")}
     _, run_dir = run(cfg)
     lines = read_jsonl(run_dir / "leakage.jsonl")
     assert {line["round"] for line in lines} == {2} and {line["partition"] for line in lines} == {0, 1}
@@ -53,6 +53,7 @@ def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config):
         assert line["status"] in ("converged", "budget") and line["model"] == "lenet"
         assert len(line["samples"]) == 2 and 0 <= line["summary"]["success_rate"] <= 1
         assert {"psnr", "ssim", "mse", "l2", "label_correct"} <= set(line["samples"][0])
+        assert line["judge"] is None and "asr" in line["summary"]  # the judge was trained and used
         assert (run_dir / "reconstructions" / f"r002-p{line['partition']}-idlg.pt").exists()
 
 
