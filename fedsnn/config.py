@@ -68,7 +68,7 @@ class RunConfig:
     attack_clients: int = field(default=0, metadata=_doc("Clients attacked per round (seeded choice); 0 = all that trained", min=0))
     attack_samples: int = field(default=8, metadata=_doc("Samples the attacker rebuilds per update; 0 = all the client declares", min=0))
     attack_optimizer: str = field(default="lbfgs", metadata=_doc("Attack optimiser", choices=ATTACK_OPTIMIZERS))
-    attack_iterations: int = field(default=300, metadata=_doc("Optimiser steps per attack (GRNN: its own iterations)", min=1))
+    attack_iterations: int = field(default=300, metadata=_doc("Optimiser steps per attack (GRNN: generator updates)", min=1))
     attack_restarts: int = field(default=1, metadata=_doc("Random restarts per attack; the best match is kept", min=1))
     attack_time_budget: float = field(default=20.0, metadata=_doc("Wall-clock seconds per attack before it stops as 'budget'", gt=0))
     fedavg_handling: str = field(default="average-gradient", metadata=_doc("How a multi-step update is read", choices=FEDAVG_HANDLINGS))

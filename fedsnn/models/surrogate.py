@@ -19,48 +19,34 @@ import torch
 from torch import nn
 
 
-def _heaviside(x: torch.Tensor) -> torch.Tensor:
-    return (x >= 0).to(x.dtype)
+def atan_slope(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    return (alpha / 2) / (1 + (math.pi / 2 * alpha * x) ** 2)
 
 
-class _ATanSpike(torch.autograd.Function):
+def sigmoid_slope(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    s = torch.sigmoid(alpha * x)
+    return alpha * s * (1 - s)
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside forward; backward multiplies by ``slope(x, alpha)``, built from
+    differentiable ops so the backward itself can be differentiated."""
+
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, alpha: float) -> torch.Tensor:
-        return _heaviside(x)
+    def forward(x: torch.Tensor, alpha: float, slope) -> torch.Tensor:
+        return (x >= 0).to(x.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        x, alpha = inputs
+        x, ctx.alpha, ctx.slope = inputs
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         (x,) = ctx.saved_tensors
-        slope = (ctx.alpha / 2) / (1 + (math.pi / 2 * ctx.alpha * x) ** 2)
-        return grad_output * slope, None
-
-
-class _SigmoidSpike(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor, alpha: float) -> torch.Tensor:
-        return _heaviside(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, alpha = inputs
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        s = torch.sigmoid(ctx.alpha * x)
-        return grad_output * ctx.alpha * s * (1 - s), None
+        return grad_output * ctx.slope(x, ctx.alpha), None, None
 
 
 class ATan(nn.Module):
@@ -71,7 +57,7 @@ class ATan(nn.Module):
         self.alpha = alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ATanSpike.apply(x, self.alpha)
+        return _Spike.apply(x, self.alpha, atan_slope)
 
 
 class Sigmoid(nn.Module):
@@ -82,7 +68,7 @@ class Sigmoid(nn.Module):
         self.alpha = alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _SigmoidSpike.apply(x, self.alpha)
+        return _Spike.apply(x, self.alpha, sigmoid_slope)
 
 
 SURROGATES: dict[str, type[nn.Module]] = {"atan": ATan, "sigmoid": Sigmoid}
