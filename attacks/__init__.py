@@ -23,7 +23,7 @@ Attack = Callable[[ObservedUpdate, AttackConfig], Reconstruction]
 
 ATTACKS: dict[str, Attack] = {"dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct}
 
-__all__ = ["ATTACKS", "Attack", "AttackConfig", "ObservedUpdate", "Reconstruction", "get_attack"]
+__all__ = ["ATTACKS", "Attack", "AttackConfig", "ObservedUpdate", "Reconstruction", "get_attack", "reconstruct_many"]
 
 
 def get_attack(name: str) -> Attack:
@@ -31,3 +31,6 @@ def get_attack(name: str) -> Attack:
     if name not in ATTACKS:
         raise ConfigError("attack", name, tuple(ATTACKS))
     return ATTACKS[name]
+
+
+from attacks.batched import reconstruct_many  # noqa: E402 - the fast path builds on the registry above

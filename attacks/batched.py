@@ -37,7 +37,6 @@ from attacks.result import Reconstruction
 from attacks.thresholding import binarise
 from fedsnn.errors import ConfigError
 
-BATCHED = ("dlg", "idlg")
 MAX_VICTIMS = 64  # per optimisation; larger groups are split
 
 
@@ -185,8 +184,14 @@ def run_group(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: 
 
 
 def group_key(observed: ObservedUpdate, config: AttackConfig, attack: str) -> tuple | None:
-    """Victims sharing a key run in one optimisation; None: no batched form (run alone)."""
-    if attack not in BATCHED or observed.spec.name not in ("lenet", "snn-lenet"):
+    """Victims sharing a key run in one optimisation; None: no batched form (run alone).
+
+    Only the stock DLG/iDLG batch: an entry replaced in ``attacks.ATTACKS`` (a
+    test's spy, another implementation) is honoured and runs one at a time.
+    """
+    from attacks import ATTACKS, dlg, idlg
+
+    if ATTACKS.get(attack) not in (dlg.reconstruct, idlg.reconstruct) or observed.spec.name not in ("lenet", "snn-lenet"):
         return None
     if observed.mode == "fedavg" and config.fedavg_handling == "replay":
         return None
