@@ -1,0 +1,174 @@
+"""The one bench command: every ratio of issue 6 from one run, appended to bench/results.md.
+
+    python -m bench.run_all [--victims 64] [--alone 8] [--timesteps 20] [--skip-flower] [--quick]
+
+(a) batched vs one-at-a-time DLG/iDLG throughput (victims per second) on lenet
+    and snn-lenet, with success rate and median PSNR of both on the victims both
+    ran (one-at-a-time runs ``--alone`` of them; its throughput is per victim);
+(b) SNN-LeNet cost per matching evaluation / (LeNet cost x T);
+(c) Flower 10 clients x 5 rounds through ``flwr run`` vs the same training in a
+    plain loop, Flower's start-up (first round's 'elapsed-s') reported apart;
+(d) GAMIN target queries per second (bench/bench_gamin.py, reused).
+Ratios are measured in one process, on one thread, next to each other;
+the load average is printed with them because the cores may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from attacks import AttackConfig, ObservedUpdate, get_attack, reconstruct_many
+from attacks.matching import GradientMatcher
+from fedsnn.data import load_dataset
+from fedsnn.models import ModelSpec, build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path("/work/shared/data")
+
+
+def victims(spec: ModelSpec, count: int) -> tuple[list[ObservedUpdate], torch.Tensor]:
+    """``count`` FedSGD updates of one MNIST test digit each (model seed i), and the digits."""
+    test = load_dataset("mnist").test
+    out = []
+    for i in range(count):
+        model = build_model(spec, seed=i)
+        sent = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        F.cross_entropy(model(test.samples[i:i + 1]), test.labels[i:i + 1]).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+        out.append(ObservedUpdate(spec, sent, {k: v.detach().clone() for k, v in model.state_dict().items()},
+                                  "fedsgd", 0.1, 1, 1, 1))
+    return out, test.samples[:count]
+
+
+def quality(results, truth: torch.Tensor) -> tuple[float, float]:
+    """(success rate in %, median PSNR in dB); success = MSE < 1e-3 (REFERENCE.md section 3)."""
+    mse = [float(((r.samples - truth[i:i + 1]) ** 2).mean()) if r.samples.numel() else 1.0
+           for i, r in enumerate(results)]
+    return 100 * sum(m < 1e-3 for m in mse) / len(mse), statistics.median(10 * math.log10(1 / max(m, 1e-12)) for m in mse)
+
+
+def throughput(model: str, attack: str, args: argparse.Namespace) -> str:
+    spec = ModelSpec(model, (1, 28, 28), 10, timesteps=args.timesteps)
+    config = AttackConfig(iterations=args.iterations if model == "lenet" else args.snn_iterations)
+    observed, truth = victims(spec, args.victims)
+    start = time.perf_counter()
+    batched = reconstruct_many(observed, config, attack)
+    t_batched = time.perf_counter() - start
+    start = time.perf_counter()
+    alone = [get_attack(attack)(o, config) for o in observed[:args.alone]]
+    t_alone = time.perf_counter() - start
+    ratio = (args.victims / t_batched) / (args.alone / t_alone)
+    qa, qb = quality(alone, truth[:args.alone]), quality(batched[:args.alone], truth[:args.alone])
+    qall = quality(batched, truth)
+    return (f"(a) {attack} {model}: batched {args.victims} victims {args.victims / t_batched:.2f}/s, alone "
+            f"{args.alone / t_alone:.2f}/s -> {ratio:.1f}x | same {args.alone}: success {qa[0]:.0f}% vs "
+            f"{qb[0]:.0f}%, median PSNR {qa[1]:.1f} vs {qb[1]:.1f} dB | all batched: {qall[0]:.0f}%, {qall[1]:.1f} dB")
+
+
+def snn_cost(args: argparse.Namespace) -> str:
+    costs = {}
+    for name in ("lenet", "snn-lenet"):
+        observed, _ = victims(ModelSpec(name, (1, 28, 28), 10, timesteps=args.timesteps), 1)
+        matcher = GradientMatcher(observed[0], AttackConfig())
+        x = matcher.layout.initial(torch.Generator().manual_seed(0)).requires_grad_(True)
+        probs = matcher.one_hot(torch.tensor([0]))
+        best = math.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            torch.autograd.grad(matcher.loss(x, probs), x)
+            best = min(best, time.perf_counter() - start)
+        costs[name] = best
+    ratio = costs["snn-lenet"] / (costs["lenet"] * args.timesteps)
+    return (f"(b) SNN-LeNet evaluation {1e3 * costs['snn-lenet']:.1f} ms / (LeNet {1e3 * costs['lenet']:.2f} ms"
+            f" x T={args.timesteps}) = {ratio:.2f}")
+
+
+def flower(args: argparse.Namespace) -> str:
+    from fedsnn.config import RunConfig
+    from fedsnn.federation import client_train, initial_model
+    from fedsnn.launch import launch
+
+    data_dir = str(SHARED_DATA) if SHARED_DATA.exists() else ""
+    overrides = {"attacks": "none", "num-rounds": 5, "mode": "fedavg", "local-epochs": 1, "fraction-train": 1.0,
+                 "output-dir": "/tmp/fedsnn-bench-runs", **({"data-dir": data_dir} if data_dir else {})}
+    strings = [" ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
+    start = time.perf_counter()
+    result = launch(ROOT, strings, "num-supernodes=10 client-resources-num-cpus=1")
+    t_flower = time.perf_counter() - start
+    rounds = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()] \
+        if result.run_dir else []
+    elapsed = [r["elapsed-s"] for r in rounds if "elapsed-s" in r]
+    cfg = RunConfig.from_mapping({**tomllib_defaults(), **overrides})
+    state = {k: v.detach().clone() for k, v in initial_model(cfg).state_dict().items()}
+    start = time.perf_counter()
+    for rnd in range(1, 6):
+        updates = [client_train(cfg, state, p, 10, rnd) for p in range(10)]
+        total = sum(u.num_examples for u in updates)
+        state = {k: sum(u.state[k].float() * (u.num_examples / total) for u in updates).to(v.dtype)
+                 for k, v in state.items()}
+    t_plain = time.perf_counter() - start
+    if len(elapsed) < 2:
+        return f"(c) flwr run {t_flower:.1f} s (status {result.status}; no per-round elapsed-s), plain loop {t_plain:.1f} s"
+    startup, rounds_time = elapsed[0], elapsed[-1] - elapsed[0]
+    plain_rounds = t_plain * (len(elapsed) - 1) / 5
+    return (f"(c) Flower 10x5: whole {t_flower:.1f} s, start-up (first round) {startup:.1f} s, rounds 2-5 "
+            f"{rounds_time:.1f} s vs plain loop {plain_rounds:.1f} s -> {rounds_time / plain_rounds:.2f}x")
+
+
+def tomllib_defaults() -> dict:
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["tool"]["flwr"]["app"]["config"]
+
+
+def gamin() -> str:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_gamin.py")], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300).stdout.strip().splitlines()
+    return "(d) GAMIN " + (out[-1] if out else "bench_gamin.py printed nothing")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--victims", type=int, default=64)
+    p.add_argument("--alone", type=int, default=8, help="victims also attacked one at a time")
+    p.add_argument("--timesteps", type=int, default=20)
+    p.add_argument("--iterations", type=int, default=300, help="L-BFGS steps on lenet")
+    p.add_argument("--snn-iterations", type=int, default=10, help="L-BFGS steps on snn-lenet")
+    p.add_argument("--skip-flower", action="store_true")
+    p.add_argument("--quick", action="store_true", help="8 victims, 2 alone, T=4, few steps: a smoke run")
+    args = p.parse_args()
+    if args.quick:
+        args.victims, args.alone, args.timesteps, args.iterations, args.snn_iterations = 8, 2, 4, 20, 3
+    torch.set_num_threads(1)
+    lines = [throughput(m, a, args) for m in ("lenet", "snn-lenet") for a in ("dlg", "idlg")]
+    lines.append(snn_cost(args))
+    if not args.skip_flower:
+        lines.append(flower(args))
+    lines.append(gamin())
+    load = os.getloadavg()
+    head = (f"## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}, 1 thread, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    block = "\n".join([head, f"`python -m bench.run_all {' '.join(sys.argv[1:])}`", "", *[f"- {line}" for line in lines]])
+    print(block)
+    with open(ROOT / "bench" / "results.md", "a") as f:
+        f.write(block + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
