@@ -18,7 +18,7 @@ class, or when the oracle raises ``QueryBudgetExhausted`` (its own, global
 budget), in which case the remaining classes are skipped.
 
 Attack-side metrics (no ground truth): M_global and A_SoG (surrogate accuracy
-on the kept generator's samples). ``evaluate_gamin`` adds, for the analysis
+on the kept generator's samples). ``fedsnn.evaluation.evaluate_gamin`` adds, for the analysis
 only, F_S = 1 - MAE(target scores, surrogate softmax) on random inputs, A_S
 (surrogate accuracy on a labelled test set) and A_T (target accuracy on the
 inverted samples). It queries the target through a separate, unbudgeted
@@ -38,7 +38,6 @@ from torch import nn
 
 from attacks.gamin_nets import ARCHITECTURES, build_pair
 from attacks.oracle import QueryBudgetExhausted, QueryOracle
-from fedsnn.data.base import LabelledData
 from fedsnn.errors import ConfigError
 
 PAPER_BUDGET = 1_280_000  # 20,000 iterations' worth of 64-sample batches in the paper
@@ -81,7 +80,7 @@ class GaminResult:
     """One class's attack. Metrics are percentages except m_global and fidelity.
 
     samples: [num_samples, C, H, W] from the kept generator (fixed seeded z).
-    fidelity, surrogate_accuracy, target_accuracy stay None until ``evaluate_gamin``.
+    fidelity, surrogate_accuracy, target_accuracy stay None until ``fedsnn.evaluation.evaluate_gamin``.
     """
 
     target_class: int
@@ -198,28 +197,3 @@ def run_gamin(oracle: QueryOracle, config: GaminConfig, classes: Sequence[int] |
         log(f"class {c}: M_global {r.m_global:.4f} A_SoG {r.combined_accuracy:.1f} "
             f"({r.iterations} it, {r.queries} queries, {r.wall_time_s:.1f} s)")
     return results
-
-
-@torch.no_grad()
-def evaluate_gamin(results: Sequence[GaminResult], test_data: LabelledData, eval_oracle: QueryOracle,
-                   num_random: int = 512, seed: int = 0) -> list[GaminResult]:
-    """Fill F_S, A_S and A_T using ground truth and an evaluation oracle (analysis side only).
-
-    F_S uses one shared batch of ``num_random`` U(0, 1) inputs for every class;
-    A_T is the target's own top-1 decision (argmax spike count for the SNN)
-    on each class's samples. ``eval_oracle`` should be unbudgeted and separate
-    from the attacker's, so these queries are not charged to the attack.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    probes = torch.rand(num_random, *eval_oracle.input_shape, generator=gen)
-    probe_scores = torch.cat([eval_oracle.query(chunk) for chunk in probes.split(64)])
-    evaluated = []
-    for r in results:
-        s_test = torch.cat([r.surrogate(x).argmax(-1) for x in test_data.samples.split(1000)])
-        evaluated.append(replace(
-            r,
-            fidelity=fidelity(probe_scores, r.surrogate(probes)),
-            surrogate_accuracy=percent_correct(s_test, test_data.labels),
-            target_accuracy=percent_correct(eval_oracle.predict(r.samples), r.target_class),
-        ))
-    return evaluated

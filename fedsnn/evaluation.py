@@ -2,15 +2,22 @@
 
 A client's training batch in a round is a deterministic function of (dataset,
 seed, partition id, round) (``fedsnn.training.local_batches``). The evaluator
-re-derives it here to score a reconstruction. Nothing in this module is
-reachable from ``attacks/``, and no Flower message carries these tensors.
+re-derives it here to score a reconstruction. GAMIN's ground-truth metrics
+(F_S, A_S, A_T) are computed here too. Nothing in this module is reachable
+from ``attacks/``, and no Flower message carries these tensors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+
+from attacks.gamin import GaminResult, fidelity, percent_correct
+from attacks.oracle import QueryOracle
 
 from fedsnn.config import RunConfig
 from fedsnn.data import LabelledData
@@ -53,3 +60,28 @@ def score_reconstruction(
     rec_labels = None if reconstructed_labels is None else reconstructed_labels[:k].cpu()
     records = score_batch(reconstructed, originals, labels, rec_labels, judge, match=False)
     return records, LabelledData(originals, labels, truth.num_classes, truth.class_names)
+
+
+@torch.no_grad()
+def evaluate_gamin(results: Sequence[GaminResult], test_data: LabelledData, eval_oracle: QueryOracle,
+                   num_random: int = 512, seed: int = 0) -> list[GaminResult]:
+    """Fill F_S, A_S and A_T using ground truth and an evaluation oracle (analysis side only).
+
+    F_S uses one shared batch of ``num_random`` U(0, 1) inputs for every class;
+    A_T is the target's own top-1 decision (argmax spike count for the SNN)
+    on each class's samples. ``eval_oracle`` should be unbudgeted and separate
+    from the attacker's, so these queries are not charged to the attack.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    probes = torch.rand(num_random, *eval_oracle.input_shape, generator=gen)
+    probe_scores = torch.cat([eval_oracle.query(chunk) for chunk in probes.split(64)])
+    evaluated = []
+    for r in results:
+        s_test = torch.cat([r.surrogate(x).argmax(-1) for x in test_data.samples.split(1000)])
+        evaluated.append(replace(
+            r,
+            fidelity=fidelity(probe_scores, r.surrogate(probes)),
+            surrogate_accuracy=percent_correct(s_test, test_data.labels),
+            target_accuracy=percent_correct(eval_oracle.predict(r.samples), r.target_class),
+        ))
+    return evaluated

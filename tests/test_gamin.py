@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from attacks.gamin import (GaminConfig, evaluate_gamin, fidelity, m_global, run_gamin, soft_cross_entropy,
+from fedsnn.evaluation import evaluate_gamin
+from attacks.gamin import (GaminConfig, fidelity, m_global, run_gamin, soft_cross_entropy,
                            update_k)
 from attacks.oracle import oracle_for_target
 from fedsnn.data.base import LabelledData

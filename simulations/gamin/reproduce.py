@@ -22,7 +22,8 @@ from pathlib import Path
 import snntorch
 import torch
 
-from attacks.gamin import GaminConfig, evaluate_gamin, run_gamin
+from attacks.gamin import GaminConfig, run_gamin
+from fedsnn.evaluation import evaluate_gamin
 from attacks.oracle import oracle_for_target
 from fedsnn.data import load_dataset
 from fedsnn.data.base import LabelledData
