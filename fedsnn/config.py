@@ -74,6 +74,9 @@ class RunConfig:
     fedavg_handling: str = field(default="average-gradient", metadata=_doc("How a multi-step update is read", choices=FEDAVG_HANDLINGS))
     thresholding: str = field(default="none", metadata=_doc("Spike thresholding of SNN reconstructions", choices=THRESHOLDINGS))
     tau: float = field(default=0.5, metadata=_doc("Threshold tau for spike thresholding", gt=0, max=1))
+    gamin_rounds: str = field(default="last", metadata=_doc("Rounds after which GAMIN inverts the global model: 'none', 'last', 'every:K', '1,3'"))
+    gamin_budget: int = field(default=6400, metadata=_doc("GAMIN target queries per class (paper: 1,280,000)", min=128))
+    gamin_classes: str = field(default="all", metadata=_doc("Classes GAMIN inverts: 'all' or a list '0,3,7'"))
     judge: str = field(default="auto", metadata=_doc("Judge for ASR: train once and cache, only use a cached one, or none", choices=JUDGES))
 
     @classmethod
@@ -110,6 +113,10 @@ class RunConfig:
             if name not in ATTACK_NAMES:
                 raise ConfigError("attacks", self.attacks, f"a comma-separated subset of {ATTACK_NAMES}, or 'none'")
         self.attacked_rounds()  # validates attack-rounds
+        self.gamin_round_set()
+        self.gamin_class_list()
+        if self.gamin_round_set() and self.dataset == "dvs-gesture":
+            raise ConfigError("gamin-rounds", self.gamin_rounds, "'none' for event data (GAMIN generates static inputs)")
 
     @property
     def attack_names(self) -> tuple[str, ...]:
@@ -119,23 +126,23 @@ class RunConfig:
 
     def attacked_rounds(self) -> frozenset[int]:
         """The rounds the curious server attacks, from ``attack-rounds``."""
-        spec, last = self.attack_rounds.strip().lower(), self.num_rounds
+        return _rounds("attack-rounds", self.attack_rounds, self.num_rounds)
+
+    def gamin_round_set(self) -> frozenset[int]:
+        """The rounds after which GAMIN inverts the aggregated model."""
+        return _rounds("gamin-rounds", self.gamin_rounds, self.num_rounds)
+
+    def gamin_class_list(self) -> list[int] | None:
+        """Classes GAMIN attacks; None = all."""
+        if self.gamin_classes.strip().lower() == "all":
+            return None
         try:
-            if spec == "all":
-                return frozenset(range(1, last + 1))
-            if spec == "last":
-                return frozenset({last})
-            if spec.startswith("every:"):
-                k = int(spec.split(":", 1)[1])
-                if k < 1:
-                    raise ValueError
-                return frozenset(range(k, last + 1, k))
-            rounds = frozenset(int(r) for r in spec.split(",") if r.strip())
-            if rounds and min(rounds) >= 1:
-                return rounds
+            classes = [int(c) for c in self.gamin_classes.split(",") if c.strip()]
         except ValueError:
-            pass
-        raise ConfigError("attack-rounds", self.attack_rounds, "'all', 'last', 'every:K' (K >= 1) or a list like '1,3,5'")
+            classes = []
+        if not classes or min(classes) < 0:
+            raise ConfigError("gamin-classes", self.gamin_classes, "'all' or a list of class indices like '0,3,7'")
+        return classes
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, f.name) for k, f in self.keys().items()}
@@ -175,3 +182,26 @@ def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
         raise ConfigError(key, value, f"a number > {meta['gt']}" + (f" and <= {meta['max']}" if "max" in meta else ""))
     if "max" in meta and value > meta["max"]:
         raise ConfigError(key, value, f"a number <= {meta['max']}")
+
+
+def _rounds(key: str, spec: str, last: int) -> frozenset[int]:
+    """Parse 'all', 'none', 'last', 'every:K' or '1,3,5' into round numbers."""
+    text = spec.strip().lower()
+    try:
+        if text == "all":
+            return frozenset(range(1, last + 1))
+        if text == "none":
+            return frozenset()
+        if text == "last":
+            return frozenset({last})
+        if text.startswith("every:"):
+            k = int(text.split(":", 1)[1])
+            if k >= 1:
+                return frozenset(range(k, last + 1, k))
+        else:
+            rounds = frozenset(int(r) for r in text.split(",") if r.strip())
+            if rounds and min(rounds) >= 1:
+                return rounds
+    except ValueError:
+        pass
+    raise ConfigError(key, spec, "'all', 'none', 'last', 'every:K' (K >= 1) or a list like '1,3,5'")

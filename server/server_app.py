@@ -18,6 +18,7 @@ from fedsnn.config import RunConfig
 from fedsnn.federation import dataset_for, global_evaluation, initial_model, partition_report
 from fedsnn.leakage import LeakageRecorder
 from fedsnn.recorder import RunRecorder
+from server.black_box import invert_global_model
 from server.curious import CuriousFedAvg
 
 log = logging.getLogger("fedsnn")
@@ -36,8 +37,11 @@ def main(grid: Grid, context: Context) -> None:
     recorder.write_partitions(partition_report(cfg, num_partitions))
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        result = global_evaluation(cfg, arrays.to_torch_state_dict())
+        state = arrays.to_torch_state_dict()
+        result = global_evaluation(cfg, state)
         recorder.record_round(server_round, result)
+        if server_round in cfg.gamin_round_set():
+            invert_global_model(cfg, state, server_round, recorder.dir)
         return MetricRecord(result)
 
     judge, judge_note = judge_for(cfg) if cfg.attack_names and cfg.judge != "none" else (None, "judge disabled")

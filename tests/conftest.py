@@ -20,4 +20,4 @@ torch.set_num_threads(1)
 def tiny_run_config(tmp_path):
     """A run config that trains in about a second: LeNet, 2 rounds, small eval."""
     return {"num-rounds": 2, "eval-samples": 200, "output-dir": str(tmp_path / "runs"), "local-steps": 5,
-            "judge": "none", "attacks": "none"}
+            "judge": "none", "attacks": "none", "gamin-rounds": "none"}

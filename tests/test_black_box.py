@@ -1,0 +1,40 @@
+"""GAMIN from the ServerApp: against the aggregated model, through queries only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flwr.app import Context, RecordDict
+from flower_grid import InMemoryGrid
+
+from clients.client_app import app as client_app
+from fedsnn.runs import read_jsonl
+from server.server_app import main as server_main
+
+
+def test_gamin_runs_after_the_last_round_and_records_every_class(tmp_path, tiny_run_config):
+    cfg = {**tiny_run_config, "gamin-rounds": "last", "gamin-budget": 256, "gamin-classes": "1,7",
+           "output-dir": str(tmp_path / "g")}
+    server_main(InMemoryGrid(client_app, 2, cfg), Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=cfg))
+    (run_dir,) = list(Path(cfg["output-dir"]).iterdir())
+    lines = read_jsonl(run_dir / "gamin.jsonl")
+    assert [(line["round"], line["class"]) for line in lines] == [(2, 1), (2, 7)]
+    for line in lines:
+        assert line["status"] == "ok" and line["queries"] <= 256
+        assert 0 <= line["fidelity"] <= 1 and 0 <= line["target_accuracy"] <= 100
+    assert (run_dir / "gamin" / "r002-classes.png").stat().st_size > 1000
+
+
+def test_a_failing_gamin_is_recorded_not_raised(tmp_path, tiny_run_config, monkeypatch):
+    import server.black_box as black_box
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("generator exploded")
+
+    monkeypatch.setattr(black_box, "run_gamin", broken)
+    cfg = {**tiny_run_config, "gamin-rounds": "1", "gamin-budget": 256, "output-dir": str(tmp_path / "f")}
+    server_main(InMemoryGrid(client_app, 2, cfg), Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=cfg))
+    (run_dir,) = list(Path(cfg["output-dir"]).iterdir())
+    (line,) = read_jsonl(run_dir / "gamin.jsonl")
+    assert line["status"] == "failed" and "generator exploded" in line["reason"]
+    assert [r["round"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [0, 1, 2]
