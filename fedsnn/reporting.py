@@ -77,10 +77,10 @@ def plot_fleets(rows_by_model: dict[str, list[dict[str, Any]]], path: Path) -> N
 def grid_for_round(run_dirs: dict[str, Path], server_round: int, attack: str, path: Path, max_cols: int = 8) -> bool:
     """original | each fleet's reconstruction of the same samples, for one round and attack."""
     files = {m: sorted((d / "reconstructions").glob(f"r{server_round:03d}-p*-{attack}.pt")) for m, d in run_dirs.items()}
-    first = next((f for fs in files.values() for f in fs), None)
-    if first is None:
+    first_fleet = next((fs for fs in files.values() if fs), None)
+    if first_fleet is None:
         return False
-    reference = torch.load(first)["original"][:max_cols]
+    reference = torch.cat([torch.load(f)["original"] for f in first_fleet])[:max_cols]
     rows = [("original", reference)]
     for model, fs in files.items():
         rows.append((model, _aligned(reference, [torch.load(f) for f in fs])))
@@ -131,13 +131,13 @@ def compare(run_dirs: dict[str, Path], out: Path) -> Path:
     for model, model_rows in rows.items():
         lines += [f"## {model}\n", markdown_table(model_rows)]
     lines.append("## Privacy against utility (last round)\n")
-    lines.append("| model | final test accuracy | success % | median PSNR | median SSIM | ASR % |\n|---|---|---|---|---|---|\n")
+    lines.append("| model | final test accuracy | success % | median PSNR | median SSIM | ASR % |\n|---|---|---|---|---|---|")
     for model, model_rows in rows.items():
         if model_rows:
             last = max(r["round"] for r in model_rows)
             for r in (r for r in model_rows if r["round"] == last):
                 lines.append(f"| {model} ({r['attack']}) | {_fmt(r['test-accuracy'])} | {_fmt(r['success'])} | "
-                             f"{_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['asr'])} |\n")
+                             f"{_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['asr'])} |")
     lines.append("\n## Reconstructions\n")
     rounds_attacks = sorted({(r["round"], r["attack"]) for rs in rows.values() for r in rs})
     for rnd, attack in rounds_attacks:
