@@ -32,9 +32,8 @@ from attacks.functional import per_victim_soft_ce, stacked_logits
 from attacks.idlg import infer_labels, mean_prediction
 from attacks.matching import GradientMatcher, layout_for
 from attacks.observation import ObservedUpdate
-from attacks.optimise import Attempt
+from attacks.optimise import Attempt, finish
 from attacks.result import Reconstruction
-from attacks.thresholding import binarise
 from fedsnn.errors import ConfigError
 
 MAX_VICTIMS = 64  # per optimisation; larger groups are split
@@ -130,24 +129,6 @@ def attempt_many(stacked: StackedMatcher, victims: list[int], config: AttackConf
         chosen = probs[p].argmax(-1) if known is None else known
         out.append(Attempt(dummies[p].detach(), probs[p].detach(), chosen, trace))
     return out
-
-
-def finish(matcher: GradientMatcher, best: Attempt, config: AttackConfig, attack: str, restarts: int,
-           iterations: int, evaluations: int, wall: float) -> Reconstruction:
-    """``optimise.run_attack``'s ending for one victim: clamp, layout, Algorithm 1, diagnostics."""
-    final = best.dummy.detach().clone()
-    if config.clamp != "none":
-        matcher.layout.clamp_(final)
-    samples = matcher.layout.to_data(final).cpu()
-    if config.thresholding == "post":
-        samples = binarise(samples, config.tau)
-    facts = matcher.diagnostics(final, best.probs)
-    facts.update(attack=attack, restarts_run=restarts)
-    return Reconstruction(
-        samples=samples, labels=best.labels.detach().cpu().long(), status=best.trace.status,
-        reason=best.trace.reason, loss_history=best.trace.losses, final_loss=best.trace.best_loss,
-        iterations=iterations, evaluations=evaluations, wall_time_s=wall, diagnostics=facts,
-    )
 
 
 def run_group(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str) -> list[Reconstruction]:

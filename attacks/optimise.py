@@ -183,20 +183,26 @@ def run_attack(observed: ObservedUpdate, config: AttackConfig, attempt: AttemptF
                 break
         if best is None:
             raise RuntimeError("no restart ran")
-        final = best.dummy.detach().clone()
-        if config.clamp != "none":
-            matcher.layout.clamp_(final)
-        samples = matcher.layout.to_data(final).cpu()
-        if config.thresholding == "post":
-            samples = binarise(samples, config.tau)
-        facts = matcher.diagnostics(final, best.probs)
-        facts.update(attack=name, restarts_run=restart + 1)
-        return Reconstruction(
-            samples=samples, labels=best.labels.detach().cpu().long(), status=best.trace.status,
-            reason=best.trace.reason, loss_history=best.trace.losses, final_loss=best.trace.best_loss,
-            iterations=iterations, evaluations=evaluations, wall_time_s=time.perf_counter() - start,
-            diagnostics=facts,
-        )
+        return finish(matcher, best, config, name, restart + 1, iterations, evaluations, time.perf_counter() - start)
     except Exception as exc:  # an attack reports failure, it never raises
         reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return Reconstruction.failed(reason, wall_time_s=time.perf_counter() - start)
+
+
+def finish(matcher: GradientMatcher, best: Attempt, config: AttackConfig, attack: str, restarts: int,
+           iterations: int, evaluations: int, wall: float) -> Reconstruction:
+    """The end of every dummy attack, one-at-a-time or batched: clamp, data layout,
+    Algorithm 1 (post-optimisation thresholding), diagnostics."""
+    final = best.dummy.detach().clone()
+    if config.clamp != "none":
+        matcher.layout.clamp_(final)
+    samples = matcher.layout.to_data(final).cpu()
+    if config.thresholding == "post":
+        samples = binarise(samples, config.tau)
+    facts = matcher.diagnostics(final, best.probs)
+    facts.update(attack=attack, restarts_run=restarts)
+    return Reconstruction(
+        samples=samples, labels=best.labels.detach().cpu().long(), status=best.trace.status,
+        reason=best.trace.reason, loss_history=best.trace.losses, final_loss=best.trace.best_loss,
+        iterations=iterations, evaluations=evaluations, wall_time_s=wall, diagnostics=facts,
+    )
