@@ -70,11 +70,13 @@ class LeakageRecorder:
             statuses = ", ".join(f"{k}={v}" for k, v in sorted(Counter(line["status"] for line in lines).items()))
             if scored:
                 asr = [s["judge_correct"] for s in scored if s["judge_correct"] is not None]
+                used = sum(line.get("client-samples", 0) for line in lines)
+                matched = f" matched among {used} used" if used > len(scored) else ""
                 log.info(
-                    "leakage round %d %s on %s: %d samples, success %.0f%%, median PSNR %.1f dB, median SSIM %.3f, ASR %s [%s]",
-                    server_round, attack, self.cfg.model, len(scored), 100 * np.mean([s["success"] for s in scored]),
-                    np.median([s["psnr"] for s in scored]), np.nanmedian([s["ssim"] for s in scored]),
-                    f"{100 * np.mean(asr):.0f}%" if asr else "n/a", statuses,
+                    "leakage round %d %s on %s: %d samples%s, success %.0f%%, median PSNR %.1f dB, median SSIM %.3f, "
+                    "ASR %s [%s]", server_round, attack, self.cfg.model, len(scored), matched,
+                    100 * np.mean([s["success"] for s in scored]), np.median([s["psnr"] for s in scored]),
+                    np.nanmedian([s["ssim"] for s in scored]), f"{100 * np.mean(asr):.0f}%" if asr else "n/a", statuses,
                 )
             else:
                 log.info("leakage round %d %s on %s: nothing scored [%s]", server_round, attack, self.cfg.model, statuses)
