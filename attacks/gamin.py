@@ -12,7 +12,12 @@ For each target class c, one iteration:
 4. Generator step, S frozen: CE(S(G(z')), c).
 
 The pair (G, S) with the lowest M_global = L(X_S,Y_S) + |gamma L(X_S,Y_S) - L(X_G,Y_G)|
-seen so far is kept (measured before that iteration's updates). The attack
+seen so far is kept (measured before that iteration's updates). Option, off by
+default (``warmup=0`` is the paper's rule): ``warmup=N`` ignores M_global for
+the first N iterations. Why: at the start both losses are small (the target
+gives near-identical scores to every noise input and G's outputs are noise
+too), so at small budgets the kept pair is an untrained generator. If the
+budget ends before iteration N, the last pair is kept. The attack
 stops when the next iteration would exceed ``config.budget`` queries for the
 class, or when the oracle raises ``QueryBudgetExhausted`` (its own, global
 budget), in which case the remaining classes are skipped.
@@ -58,6 +63,7 @@ class GaminConfig:
     num_samples: int = 64
     seed: int = 0
     log_every: int = 0
+    warmup: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -71,6 +77,8 @@ class GaminConfig:
         for key, value in (("gamin-lr", self.lr), ("gamin-lambda-k", self.lambda_k), ("gamin-gamma", self.gamma)):
             if value <= 0:
                 raise ConfigError(key, value, "a float > 0")
+        if self.warmup < 0:
+            raise ConfigError("gamin-warmup", self.warmup, "an integer >= 0 (0 = the paper's rule)")
         if self.z_dim < 1 or self.num_samples < 1:
             raise ConfigError("gamin-z-dim/num-samples", (self.z_dim, self.num_samples), "integers >= 1")
 
@@ -135,7 +143,7 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
     b, k = config.batch_size, config.k0
     labels = torch.full((b,), target_class, dtype=torch.long)
     best = (float("inf"), -1, copy.deepcopy(g_net.state_dict()), copy.deepcopy(s_net.state_dict()))
-    iteration, exhausted = 0, False
+    iteration, exhausted, m = 0, False, float("inf")
     while (iteration + 1) * 2 * b <= config.budget:
         with torch.no_grad():
             x_g = g_net(torch.randn(b, config.z_dim, generator=gen))
@@ -148,7 +156,7 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
         logits = s_net(torch.cat([x_g, x_s]))
         loss_g, loss_s = soft_cross_entropy(logits[:b], y[:b]), soft_cross_entropy(logits[b:], y[b:])
         m = m_global(loss_s.item(), loss_g.item(), config.gamma)
-        if m < best[0]:
+        if iteration >= config.warmup and m < best[0]:
             best = (m, iteration, copy.deepcopy(g_net.state_dict()), copy.deepcopy(s_net.state_dict()))
         opt_s.zero_grad()
         (loss_s - k * loss_g).backward()
@@ -164,8 +172,11 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
         if config.log_every and iteration % config.log_every == 0:
             log(f"class {target_class} it {iteration}: L_S {loss_s.item():.4f} L_G {loss_g.item():.4f} "
                 f"k {k:.4f} M {m:.4f} gen {loss_gen.item():.4f}")
-    g_net.load_state_dict(best[2])
-    s_net.load_state_dict(best[3])
+    if best[1] >= 0:  # else nothing passed the warm-up: keep the last pair
+        g_net.load_state_dict(best[2])
+        s_net.load_state_dict(best[3])
+    else:
+        best = (m, iteration - 1, None, None)
     g_net.eval()
     s_net.eval()
     with torch.no_grad():

@@ -70,3 +70,13 @@ def test_classes_validated() -> None:
     oracle = oracle_for_target(build_target(TargetSpec("ann", (1, 4, 4), 3, hidden=8)))
     with pytest.raises(ConfigError):
         run_gamin(oracle, GaminConfig(budget=128), classes=[3])
+
+
+def test_warmup_ignores_early_m_global() -> None:
+    target = build_target(TargetSpec("ann", (1, 8, 8), 3, hidden=30))
+    with pytest.raises(ConfigError):
+        GaminConfig(warmup=-1)
+    for warmup, first_allowed in ((3, 3), (10, 5)):  # 10 > 6 iterations: the last pair is kept
+        config = GaminConfig(budget=6 * 32, batch_size=16, num_samples=4, warmup=warmup)
+        (r,) = run_gamin(oracle_for_target(target), config, classes=[1], log=lambda s: None)
+        assert r.iterations == 6 and first_allowed <= r.best_iteration < 6 and math.isfinite(r.m_global)

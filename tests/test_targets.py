@@ -7,7 +7,8 @@ import torch
 
 from fedsnn.data.base import LabelledData
 from fedsnn.errors import ConfigError
-from fedsnn.targets import TargetSpec, accuracy, build_target, load_target, save_target, train_target
+from fedsnn.targets import (TargetSpec, accuracy, build_target, load_target, param_groups, save_target,
+                            train_target)
 
 
 def _snn(**kw: object) -> torch.nn.Module:
@@ -66,3 +67,11 @@ def test_train_save_load_roundtrip(tmp_path: Path) -> None:
     save_target(model, tmp_path / "t.pt", acc)
     loaded, recorded = load_target(tmp_path / "t.pt")
     assert recorded == acc and torch.equal(loaded(x), model(x))
+
+
+def test_first_layer_lr_scaled_by_fan_in() -> None:
+    small = build_target(TargetSpec("snn", (1, 28, 28), 10, hidden=8))
+    large = build_target(TargetSpec("snn", (1, 112, 92), 40, hidden=8))
+    assert [g["lr"] for g in param_groups(small, 1e-3)] == [1e-3, 1e-3]
+    assert param_groups(large, 1e-3)[0]["lr"] == pytest.approx(1e-3 * 784 / 10304)
+    assert sum(len(g["params"]) for g in param_groups(large, 1e-3)) == len(list(large.parameters()))

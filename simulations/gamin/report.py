@@ -57,13 +57,13 @@ def write_tables(out: Path, dataset: str, accuracy: dict[str, float], results: d
     for name, head, rows in (("table1", head1, rows1), ("table2", head2, rows2)):
         with (out / f"{name}.csv").open("w", newline="") as f:
             csv.writer(f).writerows([head, *rows])
-    md = "## Table I: target test accuracy (%)\n\n" + _markdown(head1, rows1)
-    md += "\n## Table II: GAMIN metrics, mean ± std across classes\n\n" + _markdown(head2, rows2)
+    md = "## Table I: target test accuracy (%)\n\n" + markdown_table(head1, rows1)
+    md += "\n## Table II: GAMIN metrics, mean ± std across classes\n\n" + markdown_table(head2, rows2)
     (out / "tables.md").write_text(md)
     return md
 
 
-def _markdown(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import snntorch
 import torch
@@ -39,22 +40,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--targets", default="ann,snn")
     p.add_argument("--classes", default="", help="comma-separated class indices; '' = all")
-    p.add_argument("--epochs-ann", type=int, default=3)
-    p.add_argument("--epochs-snn", type=int, default=1)
-    p.add_argument("--train-batch", type=int, default=128)
+    p.add_argument("--epochs-ann", type=int, default=10)
+    p.add_argument("--epochs-snn", type=int, default=2)
+    p.add_argument("--train-batch", type=int, default=128, help="MNIST; AT&T uses 32")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam lr, cosine-annealed; fc1's scaled by 784/D")
     p.add_argument("--batch-size", type=int, default=64, help="GAMIN batch (queries = 2x per iteration)")
     p.add_argument("--cache-dir", type=Path, default=Path(".fedsnn-cache/gamin"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=0, help="GAMIN: ignore M_global for N iterations (0 = paper)")
     return p.parse_args(argv)
 
 
+def target_path(cache_dir: Path, dataset: str, kind: str, epochs: int, seed: int) -> Path:
+    """Cache file of one trained target ("v2": fan-in-scaled lr + cosine schedule)."""
+    return cache_dir / f"{dataset}-{kind}-v2-e{epochs}-s{seed}.pt"
+
+
 def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse.Namespace,
-               log: callable) -> tuple[Target, float, float]:
+               log: Callable[[str], None]) -> tuple[Target, float, float]:
     """Load the cached target or train it; returns (model, test accuracy, training seconds)."""
     epochs = args.epochs_ann if kind == "ann" else args.epochs_snn
-    path = args.cache_dir / f"{args.dataset}-{kind}-e{epochs}-s{args.seed}.pt"
+    path = target_path(args.cache_dir, args.dataset, kind, epochs, args.seed)
     if path.exists():
         model, acc = load_target(path)
         log(f"{kind}: loaded {path} (test accuracy {acc:.2f}%)")
@@ -62,7 +70,7 @@ def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse
     start = time.perf_counter()
     model = build_target(TargetSpec(kind, data.input_shape, data.num_classes), args.seed)
     batch = args.train_batch if args.dataset == "mnist" else 32
-    train_target(model, data, epochs, batch_size=batch, seed=args.seed, log=lambda s: log(f"{kind} {s}"))
+    train_target(model, data, epochs, batch_size=batch, lr=args.lr, seed=args.seed, log=lambda s: log(f"{kind} {s}"))
     seconds = time.perf_counter() - start
     acc = accuracy(model, test)
     save_target(model, path, acc)
@@ -84,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     split = load_dataset(args.dataset, args.data_dir)
     classes = [int(c) for c in args.classes.split(",")] if args.classes else list(range(split.train.num_classes))
-    config = GaminConfig(budget=args.budget, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every)
+    config = GaminConfig(budget=args.budget, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
+                         warmup=args.warmup)
     (args.out / "per_class.csv").unlink(missing_ok=True)
     accuracies, results, timings = {}, {}, {}
     for kind in args.targets.split(","):
