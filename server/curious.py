@@ -54,15 +54,6 @@ def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:
     )
 
 
-def run_attack(name: str, observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
-    """One attack; whatever happens inside, a Reconstruction comes back."""
-    start = time.perf_counter()
-    try:
-        return get_attack(name)(observed, config)
-    except Exception as exc:  # noqa: BLE001 - a failed attack is recorded, never crashes the round
-        return Reconstruction.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
-
-
 def run_many(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
     """All victims of one attack at once; if the batch itself breaks, each is recorded as failed."""
     start = time.perf_counter()

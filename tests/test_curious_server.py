@@ -111,13 +111,10 @@ def test_run_config_attack_names_match_the_registry():
     assert set(ATTACK_NAMES) == set(ATTACKS)
 
 
-def test_run_attack_turns_exceptions_into_records():
-    def broken(observed, config):
+def test_run_many_turns_a_broken_batch_into_failed_records(monkeypatch):
+    def broken(observed, config, attack, workers=1):
         raise ValueError("nope")
 
-    ATTACKS["broken-for-test"] = broken
-    try:
-        rec = curious.run_attack("broken-for-test", None, None)
-    finally:
-        del ATTACKS["broken-for-test"]
-    assert isinstance(rec, Reconstruction) and rec.status == "failed" and "nope" in rec.reason
+    monkeypatch.setattr(curious, "reconstruct_many", broken)
+    recs = curious.run_many("idlg", [None, None], None, workers=1)
+    assert len(recs) == 2 and all(isinstance(r, Reconstruction) and r.status == "failed" and "nope" in r.reason for r in recs)
