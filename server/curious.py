@@ -20,7 +20,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from attacks import AttackConfig, ObservedUpdate, Reconstruction, get_attack, reconstruct_many
+from attacks import AttackConfig, ObservedUpdate, Reconstruction, reconstruct_many
 from attacks.parallel import default_workers
 from fedsnn.config import RunConfig
 from fedsnn.federation import dataset_for, model_spec
