@@ -56,3 +56,4 @@ def test_pairwise_l2_intra_inter_by_hand() -> None:
     stats = table5_6.pairwise_l2(data, per_class=5)
     assert stats["intra"]["mean"] == 5.0 and stats["intra"]["pairs"] == 1  # |(3,4) - (0,0)|
     assert stats["inter"]["pairs"] == 2 and abs(stats["inter"]["mean"] - (1 + 18**0.5) / 2) < 1e-9
+    assert stats["to_empty"]["max"] == 5.0 and stats["to_empty"]["pairs"] == 3
