@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> None:
                     start = time.perf_counter()
                     r = attack_class(oracle_for_target(model, seed=args.seed), config, c, log=lambda s: None)
                     (r,) = evaluate_gamin([r], test, oracle_for_target(model, seed=args.seed + 1), seed=args.seed)
-                    rows.append([kind, c, budget, warmup, r.best_iteration, f"{r.m_global:.4f}",
+                    rows.append([str(v) for v in (kind, c, budget, warmup, r.best_iteration, f"{r.m_global:.4f}",
                                  f"{r.combined_accuracy:.1f}", f"{r.target_accuracy:.1f}",
-                                 f"{time.perf_counter() - start:.0f}"])
-                    print(" ".join(map(str, rows[-1])), flush=True)
+                                 f"{time.perf_counter() - start:.0f}")])
+                    print(" ".join(rows[-1]), flush=True)
                     with (args.out / "budget.csv").open("w", newline="") as f:
                         csv.writer(f).writerows([COLUMNS, *rows])
                     (args.out / "budget.md").write_text(markdown_table(COLUMNS, rows))
