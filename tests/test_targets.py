@@ -75,3 +75,5 @@ def test_first_layer_lr_scaled_by_fan_in() -> None:
     assert [g["lr"] for g in param_groups(small, 1e-3)] == [1e-3, 1e-3]
     assert param_groups(large, 1e-3)[0]["lr"] == pytest.approx(1e-3 * 784 / 10304)
     assert sum(len(g["params"]) for g in param_groups(large, 1e-3)) == len(list(large.parameters()))
+    ann = build_target(TargetSpec("ann", (1, 112, 92), 40, hidden=8))
+    assert [g["lr"] for g in param_groups(ann, 1e-3)] == [1e-3, 1e-3]  # no threshold to overshoot

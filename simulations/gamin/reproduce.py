@@ -54,8 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def target_path(cache_dir: Path, dataset: str, kind: str, epochs: int, seed: int) -> Path:
-    """Cache file of one trained target ("v2": fan-in-scaled lr + cosine schedule)."""
-    return cache_dir / f"{dataset}-{kind}-v2-e{epochs}-s{seed}.pt"
+    """Cache file of one trained target ("v3": cosine schedule, SNN fc1 lr scaled by 784/D)."""
+    return cache_dir / f"{dataset}-{kind}-v3-e{epochs}-s{seed}.pt"
 
 
 def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse.Namespace,
