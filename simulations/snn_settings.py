@@ -3,7 +3,8 @@
 The FL-SNN paper reports partial success of iDLG on SNN-LeNet (MNIST SSIM
 0.41, ASR 37.8%) without giving every detail of its SNN; our faithful
 SNN-LeNet (IF, ATan, T=20, U(-0.5, 0.5)) leaks nothing. This script changes
-one setting at a time and measures iDLG on the same real MNIST digits::
+one setting at a time and measures iDLG on the same real MNIST digits, and
+runs the ANN LeNet under both inits on the same digits for comparison::
 
     python -m simulations.snn_settings --data-dir ../shared/data --samples 4 \
         --out simulations/results/snn_settings --time-budget 30
@@ -49,6 +50,9 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
     "free per-timestep dummy": ({}, {"dummy_layout": "frames"}),
     "Adam lr 0.1, projected": ({}, {"optimizer": "adam", "lr": 0.1, "iterations": 2000, "clamp": "step"}),
     "3 restarts": ({}, {"restarts": 3}),
+    # the ANN under both inits, for the same digits: is the gap the SNN or the init?
+    "LeNet (ANN), U(-0.5,0.5)": ({"name": "lenet"}, {}),
+    "LeNet (ANN), PyTorch default init": ({"name": "lenet", "init": "default"}, {}),
 }
 
 
