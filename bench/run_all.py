@@ -107,13 +107,13 @@ def flower(args: argparse.Namespace) -> str:
     """
     from fedsnn.config import RunConfig
     from fedsnn.federation import client_train, global_evaluation, initial_model
-    from fedsnn.launch import launch
+    from fedsnn.launch import launch, toml_overrides
 
     data_dir = str(SHARED_DATA) if SHARED_DATA.exists() else ""
     overrides = {"attacks": "none", "gamin-rounds": "none", "judge": "none", "num-rounds": 5, "mode": "fedavg",
                  "local-epochs": 1, "fraction-train": 1.0, "output-dir": "/tmp/fedsnn-bench-runs",
                  **({"data-dir": data_dir} if data_dir else {})}
-    strings = [" ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())]
+    strings = [toml_overrides(overrides)]
     start = time.perf_counter()
     result = launch(ROOT, strings, "num-supernodes=10 client-resources-num-cpus=1")
     t_flower = time.perf_counter() - start

@@ -34,7 +34,7 @@ from fedsnn.data import load_dataset  # noqa: E402
 from fedsnn.judges import load_judge  # noqa: E402
 from fedsnn.models import ModelSpec  # noqa: E402
 from fedsnn.runs import RecordLog, provenance, read_jsonl  # noqa: E402
-from simulations.table4 import client_update, sample_indices, score  # noqa: E402
+from simulations.table4 import client_update, encode_pixels, sample_indices, score  # noqa: E402
 
 GRID_SAMPLES = 4
 
@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _pixels(samples: torch.Tensor) -> str | None:
-    if not samples.numel():
-        return None
-    return base64.b64encode((samples[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()).decode()
+    return encode_pixels(samples[0]) if samples.numel() else None
 
 
 def write_grid(out: Path, train) -> None:

@@ -109,9 +109,13 @@ def run_task(task: Task) -> dict[str, object]:
         "observed_grad_norm": rec.diagnostics.get("observed_grad_norm"),
     }
     if task.sample < GRID and rec.samples.numel():
-        pixels = (rec.samples[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        record["recon_uint8"] = base64.b64encode(pixels.tobytes()).decode()
+        record["recon_uint8"] = encode_pixels(rec.samples[0])
     return record
+
+
+def encode_pixels(sample: torch.Tensor) -> str:
+    """One reconstruction [C, H, W] in [0, 1] as base64 uint8 bytes, for grids in records."""
+    return base64.b64encode((sample.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()).decode()
 
 
 def sample_indices(dataset: str, size: int, count: int, seed: int) -> list[int]:
