@@ -9,8 +9,8 @@ one objective evaluation of every active victim, then each victim's own logic.
 max_eval, history 100, tolerance_grad 1e-7, tolerance_change 1e-9) written as a
 per-victim state machine: a victim's evaluations happen in the same order at
 the same points as in a one-at-a-time run; victims just leave their inner loop
-at different ticks. Its two-loop recursion runs on a ring buffer of curvature
-pairs [V, M, n]. Two savings, both leaving the iterates unchanged: a victim
+at different ticks. Its two-loop recursion is solved in closed form on the
+curvature pairs of ``History`` (big buffers never gathered; see there). Two savings, both leaving the iterates unchanged: a victim
 stops at the first evaluation of the step at which one-at-a-time ``optimise``
 would stop (not after that step's wasted inner evaluations), and when a step
 ends right after an evaluation at an unprojected point, the next step's first
@@ -139,17 +139,14 @@ class BatchedLBFGS:
         self.phase = torch.zeros(v, **longs)  # 0: next eval starts a step; 1: inner eval
         self.total, self.inner, self.evals = (torch.zeros(v, **longs) for _ in range(3))
         self.d, self.prev_g = torch.zeros_like(x0), torch.zeros_like(x0)
-        self.t, self.h_diag = x0.new_zeros(v), x0.new_ones(v)
+        self.t = x0.new_zeros(v)
         self.prev_loss = torch.zeros(v, dtype=torch.float64, device=x0.device)
-        self.cap = 4  # ring capacity, grown up to HISTORY on demand (memory: [V, cap, n] twice)
-        self.s = x0.new_zeros(v, self.cap, n)
-        self.y, self.rho = torch.zeros_like(self.s), x0.new_zeros(v, self.cap)
-        self.gram = x0.new_zeros(v, self.cap, self.cap)  # [V, cap, cap]: s_i . y_j by ring slot
-        self.start, self.count = torch.zeros(v, **longs), torch.zeros(v, **longs)
+        self.history = History(x0)
 
     def after_eval(self, idx: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor, x: torch.Tensor,
                    book: Book, project: Project | None, evals: torch.Tensor) -> None:
         """Advance each victim of ``idx`` from its new evaluation to its next one."""
+        self.history.compact(torch.nonzero(~book.done).flatten())
         lossd, inner = loss.double(), self.phase[idx] == 1
         starting, ended = ~inner, torch.zeros_like(inner)
         if bool(inner.any()):
@@ -187,15 +184,11 @@ class BatchedLBFGS:
         self.total[idx] += 1
         first = self.total[idx] == 1
         later = idx[~first]
+        d = -g
         if len(later):
             y = g[~first] - self.prev_g[later]
             s = self.d[later] * self.t[later, None]
-            ys = (y * s).sum(-1)
-            keep = ys > 1e-10
-            self._push(later[keep], y[keep], s[keep], ys[keep])
-        d = -g
-        if len(later):
-            d[~first] = self._two_loop(later, g[~first])
+            d[~first] = self.history.direction(later, g[~first], s, y)
         self.d[idx], self.prev_g[idx], self.prev_loss[idx] = d, g, loss
         t = g.new_full((len(idx),), self.lr)
         t[first] = torch.clamp(1.0 / g[first].abs().sum(-1), max=1.0) * self.lr
@@ -208,69 +201,119 @@ class BatchedLBFGS:
         self._end_step(move[last], x, project)
         self.phase[move[~last]] = 1
 
-    def _push(self, idx: torch.Tensor, y: torch.Tensor, s: torch.Tensor, ys: torch.Tensor) -> None:
-        """Append a curvature pair per victim, dropping its oldest when full."""
-        if len(idx) and int(self.count[idx].max()) == self.cap < HISTORY:
-            self._grow()
-        full = self.count[idx] == HISTORY
-        slot = (self.start[idx] + self.count[idx]) % self.cap
-        self.s[idx, slot], self.y[idx, slot], self.rho[idx, slot] = s, y, 1.0 / ys
-        self.gram[idx, slot] = (self.y @ self._all(idx, s)[:, :, None]).squeeze(-1)[idx]  # s_new . y_j
-        self.gram[idx, :, slot] = (self.s @ self._all(idx, y)[:, :, None]).squeeze(-1)[idx]  # s_i . y_new
-        self.start[idx[full]] = (self.start[idx[full]] + 1) % self.cap
-        self.count[idx[~full]] += 1
-        self.h_diag[idx] = ys / (y * y).sum(-1)
 
-    def _grow(self) -> None:
-        """Double the ring capacity, re-laying every victim's pairs oldest-first."""
-        cap, new = self.cap, min(2 * self.cap, HISTORY)
-        order = (self.start[:, None] + torch.arange(cap, device=self.start.device)) % cap  # [V, cap]
-        n = self.s.shape[-1]
-        for name in ("s", "y", "rho"):
-            old = getattr(self, name)
-            index = order if old.dim() == 2 else order[..., None].expand(-1, -1, n)
-            grown = old.new_zeros(old.shape[0], new, *old.shape[2:])
-            grown[:, :cap] = old.gather(1, index)
-            setattr(self, name, grown)
-        g = self.gram.new_zeros(self.gram.shape[0], new, new)
-        g[:, :cap, :cap] = self.gram[torch.arange(len(order), device=order.device)[:, None, None],
-                                     order[:, :, None], order[:, None, :]]
-        self.gram = g
-        self.start.zero_()
-        self.cap = new
+class History:
+    """Each victim's L-BFGS curvature pairs and its two-loop recursion H g.
 
-    def _all(self, idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """rows [A, n] of victims ``idx`` placed in a zero [V, n] tensor (products with
-        the whole history then need no copy of it; other victims' rows are discarded)."""
-        full = rows.new_zeros(self.s.shape[0], rows.shape[-1])
-        full[idx] = rows
-        return full
+    The pairs live in two buffers [R, cap, n] (s and y), a ring per row; row
+    ``row[v]`` holds victim v. Only the small per-pair quantities are kept in
+    age order (oldest first, victim-indexed): rho [V, M] and the two
+    triangular matrices of the closed-form recursion (see ``direction``),
+    [V, M, M] with M = HISTORY. So a new pair, a dropped oldest pair or a
+    victim that finished never moves the big buffers: each evaluation reads
+    them four times, as products [A, k, n] x [R, n, cap] in which the rows
+    of victims not in the call get zeros. When half the rows belong to
+    finished victims, the buffers are compacted once (``compact``). ``cap``
+    grows from 4 to HISTORY on demand; no ring wraps before it is full, so
+    growing is a zero pad.
+    """
 
-    def _two_loop(self, idx: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """H g for each victim: the two-loop recursion, solved in closed form.
+    def __init__(self, x0: torch.Tensor) -> None:
+        v, n = x0.shape
+        self.cap, self.row = 4, torch.arange(v, device=x0.device)
+        self.s, self.y = x0.new_zeros(v, self.cap, n), x0.new_zeros(v, self.cap, n)
+        self.rho, self.h_diag = x0.new_zeros(v, HISTORY), x0.new_ones(v)
+        eye = torch.eye(HISTORY, dtype=x0.dtype, device=x0.device)
+        self.upper = eye.repeat(v, 1, 1)  # [V, M, M]: I + rho_i s_i.y_j for j > i (age order)
+        self.lower = eye.repeat(v, 1, 1)  # [V, M, M]: I + rho_i y_i.s_j for j < i
+        self.start = torch.zeros(v, dtype=torch.long, device=x0.device)  # ring slot of the oldest pair
+        self.count = torch.zeros_like(self.start)
+
+    def compact(self, alive: torch.Tensor) -> None:
+        """Drop the buffer rows of finished victims once they are half of them (alive: sorted ids)."""
+        if len(alive) and self.s.shape[0] >= max(8, 2 * len(alive)):
+            keep = self.row[alive]
+            self.s, self.y = self.s[keep], self.y[keep]
+            self.row[alive] = torch.arange(len(alive), device=alive.device)
+
+    def _dots(self, idx: torch.Tensor, vecs: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+        """vecs [A, k, n] of victims ``idx`` (sorted) against every pair: [A, k, cap]."""
+        if len(idx) == buf.shape[0]:  # sorted ids over monotone rows: the rows are 0..R-1
+            return vecs @ buf.transpose(1, 2)
+        rows = self.row[idx]
+        full = vecs.new_zeros(buf.shape[0], *vecs.shape[1:])
+        full[rows] = vecs
+        return (full @ buf.transpose(1, 2))[rows]
+
+    def _combine(self, idx: torch.Tensor, coef: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+        """sum_slot coef[a, slot] * buf[row(a), slot]: coef [A, cap] -> [A, n]."""
+        if len(idx) == buf.shape[0]:
+            return (coef[:, None, :] @ buf).squeeze(1)
+        rows = self.row[idx]
+        full = coef.new_zeros(buf.shape[0], 1, self.cap)
+        full[rows, 0] = coef
+        return (full @ buf).squeeze(1)[rows]
+
+    def _drop_oldest(self, idx: torch.Tensor) -> None:
+        for name in ("upper", "lower"):
+            m = getattr(self, name)
+            m[idx, :-1, :-1] = m[idx, 1:, 1:]
+            m[idx, -1], m[idx, :, -1] = 0.0, 0.0
+            m[idx, -1, -1] = 1.0
+        self.rho[idx, :-1] = self.rho[idx, 1:]
+        self.rho[idx, -1] = 0.0
+        self.start[idx] = (self.start[idx] + 1) % self.cap
+        self.count[idx] -= 1
+
+    def direction(self, idx: torch.Tensor, g: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Store each victim's new pair (s, y) [A, n] when s.y > 1e-10, then return H g [A, n].
 
         With pairs oldest first, al_i = rho_i (s_i.q - sum_{j>i} (s_i.y_j) al_j)
         and c_i = al_i - be_i = al_i - rho_i (y_i.r0 + sum_{j<i} (y_i.s_j) c_j)
-        are two triangular systems in the Gram matrix S Y^T (kept up to date in
-        ``_push``): the same recursion without a Python loop over 100 pairs.
-        Entries beyond a victim's count get rho 0 and change nothing.
+        are the two loops of the recursion written as triangular systems
+        ``upper al = rho s.q`` and ``lower c = al - rho y.r0``; a new pair k
+        adds column k to ``upper`` and row k to ``lower``, both from s_i.y_k.
+        Positions beyond a victim's count have rho 0 and identity rows.
         """
-        count, depth = self.count[idx], int(self.count[idx].max())
-        slots = (self.start[idx, None] + torch.arange(depth, device=g.device)) % self.cap  # [A, m] oldest first
-        rows = idx[:, None]
-        rho = torch.where(torch.arange(depth, device=g.device) < count[:, None], self.rho[rows, slots], 0.0)
-        sy = self.gram[rows[:, :, None], slots[:, :, None], slots[:, None, :]]  # [A, m, m]: s_i . y_j
-        eye = torch.eye(depth, dtype=g.dtype, device=g.device)
+        ys = (y * s).sum(-1)
+        keep = ys > 1e-10
+        pushed = idx[keep]
+        if len(pushed) and int(self.count[pushed].max()) == self.cap < HISTORY:
+            new = min(2 * self.cap, HISTORY)
+            pad = self.s.new_zeros(self.s.shape[0], new - self.cap, self.s.shape[2])
+            self.s, self.y, self.cap = torch.cat([self.s, pad], 1), torch.cat([self.y, pad], 1), new
+        full = pushed[self.count[pushed] == HISTORY]
+        if len(full):
+            self._drop_oldest(full)
+        pos = self.count[pushed]  # age position of each new pair
+        rows = self.row[pushed]
+        slot = (self.start[pushed] + pos) % self.cap
+        self.s[rows, slot], self.y[rows, slot] = s[keep], y[keep]
+        self.count[pushed] += 1
+        self.h_diag[pushed] = ys[keep] / (y[keep] * y[keep]).sum(-1)
         q0 = -g
-        sq = (self.s @ self._all(idx, q0)[:, :, None]).squeeze(-1)[rows, slots]  # [A, m]: s_i . q0
-        upper = eye + rho[:, :, None] * sy.triu(1)
+        depth = int(self.count[idx].max())
+        if depth == 0:
+            return q0 * self.h_diag[idx, None]
+        ages = torch.arange(depth, device=g.device)
+        slots = (self.start[idx, None] + ages) % self.cap  # [A, m] ring slot of each age
+        # one read of s: s_i.y_new (for the new column/row) and s_i.q0, in age order
+        dots = self._dots(idx, torch.stack([y * keep[:, None], q0], 1), self.s)  # [A, 2, cap]
+        sy_new, sq = dots[:, 0].gather(1, slots), dots[:, 1].gather(1, slots)
+        rho_new = 1.0 / ys[keep]
+        self.rho[pushed, pos] = rho_new
+        k = sy_new[keep]  # [P, m]: s_i . y_k by age
+        before = ages[None, :] < pos[:, None]
+        at = ages[None, :] == pos[:, None]
+        rho_p = self.rho[pushed, :depth]
+        self.upper[pushed[:, None], ages[None, :], pos[:, None]] = torch.where(before, rho_p * k, at.to(k))
+        self.lower[pushed[:, None], pos[:, None], ages[None, :]] = torch.where(before, rho_new[:, None] * k, at.to(k))
+        rho = self.rho[idx, :depth]
+        upper, lower = self.upper[idx, :depth, :depth], self.lower[idx, :depth, :depth]
         al = torch.linalg.solve_triangular(upper, (rho * sq)[:, :, None], upper=True).squeeze(-1)
-        by_slot = g.new_zeros(self.s.shape[0], self.cap)
-        by_slot[rows, slots] = al
-        r0 = (q0 - (by_slot[:, None, :] @ self.y).squeeze(1)[idx]) * self.h_diag[idx, None]
-        yr = (self.y @ self._all(idx, r0)[:, :, None]).squeeze(-1)[rows, slots]  # [A, m]: y_i . r0
-        lower = eye + rho[:, :, None] * sy.transpose(1, 2).tril(-1)
+        by_slot = g.new_zeros(len(idx), self.cap).scatter_(1, slots, al)
+        r0 = (q0 - self._combine(idx, by_slot, self.y)) * self.h_diag[idx, None]
+        yr = self._dots(idx, r0[:, None, :], self.y)[:, 0].gather(1, slots)  # y_i . r0
         c = torch.linalg.solve_triangular(lower, (al - rho * yr)[:, :, None], upper=False).squeeze(-1)
-        by_slot.zero_()
-        by_slot[rows, slots] = c
-        return r0 + (by_slot[:, None, :] @ self.s).squeeze(1)[idx]
+        by_slot = g.new_zeros(len(idx), self.cap).scatter_(1, slots, c)
+        return r0 + self._combine(idx, by_slot, self.s)
