@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from attacks.gamin import GaminResult, fidelity, percent_correct
+from attacks.gamin import GaminResult, fidelity, percent_correct, random_probes
 from attacks.oracle import QueryOracle
 
 from fedsnn.config import RunConfig
@@ -64,23 +64,24 @@ def score_reconstruction(
 
 @torch.no_grad()
 def evaluate_gamin(results: Sequence[GaminResult], test_data: LabelledData, eval_oracle: QueryOracle,
-                   num_random: int = 512, seed: int = 0) -> list[GaminResult]:
+                   num_random: int = 512, seed: int = 0, probes: str = "normal") -> list[GaminResult]:
     """Fill F_S, A_S and A_T using ground truth and an evaluation oracle (analysis side only).
 
-    F_S uses one shared batch of ``num_random`` U(0, 1) inputs for every class;
+    F_S uses one shared batch of ``num_random`` random inputs for every class,
+    drawn from the attack's probe distribution (``GaminConfig.probes``);
     A_T is the target's own top-1 decision (argmax spike count for the SNN)
     on each class's samples. ``eval_oracle`` should be unbudgeted and separate
     from the attacker's, so these queries are not charged to the attack.
     """
     gen = torch.Generator().manual_seed(seed)
-    probes = torch.rand(num_random, *eval_oracle.input_shape, generator=gen)
-    probe_scores = torch.cat([eval_oracle.query(chunk) for chunk in probes.split(64)])
+    inputs = random_probes(num_random, eval_oracle.input_shape, probes, gen)
+    probe_scores = torch.cat([eval_oracle.query(chunk) for chunk in inputs.split(64)])
     evaluated = []
     for r in results:
         s_test = torch.cat([r.surrogate(x).argmax(-1) for x in test_data.samples.split(1000)])
         evaluated.append(replace(
             r,
-            fidelity=fidelity(probe_scores, r.surrogate(probes)),
+            fidelity=fidelity(probe_scores, r.surrogate(inputs)),
             surrogate_accuracy=percent_correct(s_test, test_data.labels),
             target_accuracy=percent_correct(eval_oracle.predict(r.samples), r.target_class),
         ))

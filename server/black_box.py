@@ -50,9 +50,10 @@ def invert_global_model(cfg: RunConfig, state: dict[str, torch.Tensor], server_r
         model.eval()
         classes = cfg.gamin_class_list() or list(range(spec.num_classes))
         attacker = oracle_for_classifier(model, spec.input_shape, spec.num_classes, budget=cfg.gamin_budget * len(classes))
-        results = run_gamin(attacker, gamin_config(cfg), classes, log=log.info)
+        config = gamin_config(cfg)
+        results = run_gamin(attacker, config, classes, log=log.info)
         evaluator = oracle_for_classifier(model, spec.input_shape, spec.num_classes)
-        evaluated = evaluate_gamin(results, test, evaluator, seed=cfg.seed)
+        evaluated = evaluate_gamin(results, test, evaluator, seed=cfg.seed, probes=config.probes)
     except Exception as exc:  # noqa: BLE001 - a failed attack is recorded, never crashes the run
         line = {"round": server_round, "model": cfg.model, "status": "failed",
                 "reason": f"{type(exc).__name__}: {exc}", "seconds": round(time.perf_counter() - start, 3)}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fedsnn.evaluation import evaluate_gamin
-from attacks.gamin import (GaminConfig, fidelity, m_global, run_gamin, soft_cross_entropy,
+from attacks.gamin import (GaminConfig, fidelity, m_global, random_probes, run_gamin, soft_cross_entropy,
                            update_k)
 from attacks.oracle import oracle_for_target
 from fedsnn.data.base import LabelledData
@@ -45,13 +45,27 @@ def test_config_validation() -> None:
         GaminConfig(architecture="transformer")
     with pytest.raises(ConfigError):
         GaminConfig(k0=1.5)
+    with pytest.raises(ConfigError, match="gamin-probes"):
+        GaminConfig(probes="gaussian")
 
 
-@pytest.mark.parametrize("kind,architecture", [("ann", "fc"), ("snn", "fc"), ("ann", "conv")])
-def test_tiny_end_to_end(kind: str, architecture: str) -> None:
+def test_random_probes_follow_the_named_distribution() -> None:
+    gen = torch.Generator().manual_seed(0)
+    normal = random_probes(4000, (1, 5, 5), "normal", gen)
+    uniform = random_probes(4000, (1, 5, 5), "uniform", gen)
+    assert normal.shape == uniform.shape == (4000, 1, 5, 5)
+    assert abs(normal.mean().item()) < 0.02 and abs(normal.std().item() - 1) < 0.02 and normal.min() < -3
+    assert 0 <= uniform.min() and uniform.max() <= 1 and abs(uniform.mean().item() - 0.5) < 0.01
+    with pytest.raises(ConfigError, match="gamin-probes"):
+        random_probes(1, (1, 2, 2), "laplace", gen)
+
+
+@pytest.mark.parametrize("kind,architecture,probes", [("ann", "fc", "normal"), ("snn", "fc", "normal"),
+                                                      ("ann", "conv", "normal"), ("ann", "fc", "uniform")])
+def test_tiny_end_to_end(kind: str, architecture: str, probes: str) -> None:
     target = build_target(TargetSpec(kind, (1, 8, 8), 3, hidden=30, timesteps=4))
     oracle = oracle_for_target(target, budget=10 * 32)  # room for 2 classes at 4 iterations of 2x16
-    config = GaminConfig(budget=4 * 32, batch_size=16, num_samples=5, architecture=architecture)
+    config = GaminConfig(budget=4 * 32, batch_size=16, num_samples=5, architecture=architecture, probes=probes)
     results = run_gamin(oracle, config, classes=[0, 2, 1], log=lambda s: None)
     assert [r.target_class for r in results] == [0, 2, 1]
     assert [r.queries for r in results] == [128, 128, 64]  # the third class hits the oracle's budget
@@ -61,7 +75,7 @@ def test_tiny_end_to_end(kind: str, architecture: str) -> None:
     assert r.iterations == 4 and 0 <= r.best_iteration < 4 and math.isfinite(r.m_global)
     assert r.samples.shape == (5, 1, 8, 8) and 0 <= r.samples.min() and r.samples.max() <= 1
     test = LabelledData(torch.rand(12, 1, 8, 8), torch.tensor([0, 1, 2] * 4), 3)
-    evaluated = evaluate_gamin(results, test, oracle_for_target(target), num_random=32)
+    evaluated = evaluate_gamin(results, test, oracle_for_target(target), num_random=32, probes=probes)
     for e in evaluated:
         assert 0 <= e.fidelity <= 1 and 0 <= e.surrogate_accuracy <= 100 and 0 <= e.target_accuracy <= 100
 

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
                     config = GaminConfig(budget=budget, seed=args.seed, warmup=warmup)
                     start = time.perf_counter()
                     r = attack_class(oracle_for_target(model, seed=args.seed), config, c, log=lambda s: None)
-                    (r,) = evaluate_gamin([r], test, oracle_for_target(model, seed=args.seed + 1), seed=args.seed)
+                    (r,) = evaluate_gamin([r], test, oracle_for_target(model, seed=args.seed + 1), seed=args.seed,
+                                         probes=config.probes)
                     rows.append([str(v) for v in (kind, c, budget, warmup, r.best_iteration, f"{r.m_global:.4f}",
                                  f"{r.combined_accuracy:.1f}", f"{r.target_accuracy:.1f}",
                                  f"{time.perf_counter() - start:.0f}")])

@@ -23,7 +23,7 @@ from typing import Callable
 import snntorch
 import torch
 
-from attacks.gamin import GaminConfig, run_gamin
+from attacks.gamin import PROBES, GaminConfig, run_gamin
 from fedsnn.evaluation import evaluate_gamin
 from attacks.oracle import oracle_for_target
 from fedsnn.data import load_dataset
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=0)
     p.add_argument("--warmup", type=int, default=0, help="GAMIN: ignore M_global for N iterations (0 = paper)")
+    p.add_argument("--probes", choices=PROBES, default="normal", help="GAMIN random inputs X_S (and F_S's)")
     return p.parse_args(argv)
 
 
@@ -81,6 +82,8 @@ def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if (args.out / "run.json").exists() or (args.out / "log.txt").exists():
+        raise SystemExit(f"--out {args.out} already holds a run; choose a new folder (results are never overwritten)")
     args.out.mkdir(parents=True, exist_ok=True)
     logfile = (args.out / "log.txt").open("w")
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     split = load_dataset(args.dataset, args.data_dir)
     classes = [int(c) for c in args.classes.split(",")] if args.classes else list(range(split.train.num_classes))
     config = GaminConfig(budget=args.budget, batch_size=args.batch_size, seed=args.seed, log_every=args.log_every,
-                         warmup=args.warmup)
+                         warmup=args.warmup, probes=args.probes)
     (args.out / "per_class.csv").unlink(missing_ok=True)
     accuracies, results, timings = {}, {}, {}
     for kind in args.targets.split(","):
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         attack_oracle = oracle_for_target(model, budget=args.budget * len(classes), seed=args.seed)
         res = run_gamin(attack_oracle, config, classes, log=lambda s: log(f"{kind} {s}"))
         attack_s = time.perf_counter() - start
-        results[kind] = evaluate_gamin(res, split.test, oracle_for_target(model, seed=args.seed + 1), seed=args.seed)
+        results[kind] = evaluate_gamin(res, split.test, oracle_for_target(model, seed=args.seed + 1), seed=args.seed,
+                                       probes=config.probes)
         timings[kind] = {"train_s": train_s, "attack_s": attack_s,
                          "evaluate_s": time.perf_counter() - start - attack_s, "queries": attack_oracle.used}
         write_per_class(args.out / "per_class.csv", kind, results[kind])
