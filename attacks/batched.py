@@ -14,7 +14,9 @@ inner evaluations one-at-a-time L-BFGS wastes in the step at which it stops;
 ``time_budget_s`` is measured on the batch's clock (victims progress together);
 ``wall_time_s`` is the victim's share of its batch (batch time / victims).
 GRNN and fedavg 'replay' have no batched form here: they run one at a time
-(spread over processes by ``attacks.parallel`` when ``workers > 1``).
+(spread over processes by ``attacks.parallel`` when ``workers > 1``). Victims
+may carry their own seeds (``seeds``): victim i's restart r then draws its
+dummy with seed ``seeds[i] + r``, as ``replace(config, seed=seeds[i])`` alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
@@ -37,6 +40,7 @@ from attacks.result import Reconstruction
 from fedsnn.errors import ConfigError
 
 MAX_VICTIMS = 64  # per optimisation; larger groups are split
+BATCHED_ATTACKS = ("dlg", "idlg")  # the attacks with a batched form
 
 
 class StackedMatcher:
@@ -79,15 +83,16 @@ def labels_for(attack: str, matcher: GradientMatcher, seed: int) -> torch.Tensor
     return infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
 
 
-def attempt_many(stacked: StackedMatcher, victims: list[int], config: AttackConfig, attack: str, seed: int,
+def attempt_many(stacked: StackedMatcher, victims: list[int], config: AttackConfig, attack: str, seeds: list[int],
                  deadline: float) -> list[Attempt]:
-    """One restart (``seed``) for the listed victims: ``optimise.dummy_attempt`` batched."""
+    """One restart for the listed victims (victim ``victims[p]`` seeded ``seeds[p]``):
+    ``optimise.dummy_attempt`` batched."""
     layout, device = stacked.layout, torch.device(config.device)
     matchers = [stacked.matchers[v] for v in victims]
-    labels = [labels_for(attack, m, seed) for m in matchers]
+    labels = [labels_for(attack, m, seed) for m, seed in zip(matchers, seeds)]
     free = labels[0] is None
     starts, fixed = [], []
-    for m, known in zip(matchers, labels):
+    for m, known, seed in zip(matchers, labels, seeds):
         generator = torch.Generator().manual_seed(seed)
         parts = [layout.initial(generator).flatten()]
         if known is None:
@@ -131,8 +136,10 @@ def attempt_many(stacked: StackedMatcher, victims: list[int], config: AttackConf
     return out
 
 
-def run_group(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str) -> list[Reconstruction]:
-    """All restarts of one batch of same-shaped victims; failures come back as 'failed'."""
+def run_group(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
+              seeds: Sequence[int]) -> list[Reconstruction]:
+    """All restarts of one batch of same-shaped victims (victim i seeded ``seeds[i]``);
+    failures come back as 'failed'."""
     start = time.perf_counter()
     deadline = start + config.time_budget_s if config.time_budget_s else math.inf
     try:
@@ -142,7 +149,8 @@ def run_group(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: 
         totals = [[0, 0, 0] for _ in observed]  # iterations, evaluations, restarts run
         pending = list(range(len(observed)))
         for restart in range(config.restarts):
-            attempts = attempt_many(stacked, pending, config, attack, config.seed + restart, deadline)
+            attempts = attempt_many(stacked, pending, config, attack, [seeds[v] + restart for v in pending],
+                                    deadline)
             for v, current in zip(pending, attempts):
                 totals[v][0] += current.trace.iterations
                 totals[v][1] += current.trace.evaluations
@@ -172,7 +180,9 @@ def group_key(observed: ObservedUpdate, config: AttackConfig, attack: str) -> tu
     """
     from attacks import ATTACKS, dlg, idlg
 
-    if ATTACKS.get(attack) not in (dlg.reconstruct, idlg.reconstruct) or observed.spec.name not in ("lenet", "snn-lenet"):
+    stock = {"dlg": dlg.reconstruct, "idlg": idlg.reconstruct}
+    if attack not in BATCHED_ATTACKS or ATTACKS.get(attack) is not stock[attack] \
+            or observed.spec.name not in ("lenet", "snn-lenet"):
         return None
     if observed.mode == "fedavg" and config.fedavg_handling == "replay":
         return None
@@ -185,7 +195,8 @@ def group_key(observed: ObservedUpdate, config: AttackConfig, attack: str) -> tu
 
 
 def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
-                     workers: int = 1, max_victims: int = MAX_VICTIMS) -> list[Reconstruction]:
+                     workers: int = 1, max_victims: int = MAX_VICTIMS,
+                     seeds: Sequence[int] | None = None) -> list[Reconstruction]:
     """Run ``attack`` on every update; results in the order of ``observed``.
 
     Parameters
@@ -199,12 +210,17 @@ def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, a
         Worker processes (one torch thread each) sharing the batches; 1 runs here.
     max_victims : int
         Victims per optimisation (memory grows with it: L-BFGS keeps [V, 100, n] pairs).
+    seeds : sequence of int, optional
+        Victim i's seed (default ``config.seed`` for all).
     """
     from attacks import ATTACKS
     from attacks.parallel import run_jobs
 
     if attack not in ATTACKS:
         raise ConfigError("attack", attack, tuple(ATTACKS))
+    seeds = [config.seed] * len(observed) if seeds is None else list(seeds)
+    if len(seeds) != len(observed):
+        raise ConfigError("seeds", f"{len(seeds)} seeds", f"one per victim ({len(observed)})")
     groups: dict[tuple, list[int]] = {}
     singles: list[int] = []
     for i, o in enumerate(observed):
@@ -214,7 +230,8 @@ def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, a
     for members in groups.values():
         size = min(max_victims, -(-len(members) // max(1, workers)))  # spread a group over the workers
         jobs += [members[s:s + size] for s in range(0, len(members), size)]
-    outputs = run_jobs([([observed[i] for i in job], config, attack) for job in jobs], workers)
+    outputs = run_jobs([([observed[i] for i in job], config, attack, [seeds[i] for i in job]) for job in jobs],
+                       workers)
     results: list[Reconstruction | None] = [None] * len(observed)
     for job, out in zip(jobs, outputs):
         for i, r in zip(job, out):
@@ -222,10 +239,11 @@ def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, a
     return results  # type: ignore[return-value]
 
 
-def run_job(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str) -> list[Reconstruction]:
+def run_job(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
+            seeds: Sequence[int]) -> list[Reconstruction]:
     """One job of ``reconstruct_many``: a batch of same-shaped victims, or one victim alone."""
     from attacks import get_attack
 
     if len(observed) == 1 and group_key(observed[0], config, attack) is None:
-        return [get_attack(attack)(observed[0], config)]
-    return run_group(observed, config, attack)
+        return [get_attack(attack)(observed[0], replace(config, seed=seeds[0]))]
+    return run_group(observed, config, attack, seeds)

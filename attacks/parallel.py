@@ -21,7 +21,7 @@ from attacks.config import AttackConfig
 from attacks.observation import ObservedUpdate
 from attacks.result import Reconstruction
 
-Job = tuple[Sequence[ObservedUpdate], AttackConfig, str]
+Job = tuple[Sequence[ObservedUpdate], AttackConfig, str, Sequence[int]]  # updates, config, attack, seeds
 
 
 def default_workers() -> int:
@@ -39,8 +39,7 @@ def _init_worker() -> None:
 def _run(job: Job) -> list[Reconstruction]:
     from attacks.batched import run_job
 
-    observed, config, attack = job
-    return run_job(observed, config, attack)
+    return run_job(*job)
 
 
 def run_jobs(jobs: Sequence[Job], workers: int = 1) -> list[list[Reconstruction]]:
@@ -48,7 +47,7 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1) -> list[list[Reconstruction]
 
     Parameters
     ----------
-    jobs : sequence of (observed updates, config, attack name)
+    jobs : sequence of (observed updates, config, attack name, one seed per update)
     workers : int
         Processes to use; capped at the number of jobs. A job that cannot be
         pickled or a worker that dies fails the call (attacks themselves never raise).

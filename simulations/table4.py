@@ -11,6 +11,15 @@ truth (``fedsnn.metrics``) and the judge (ASR)::
         --models lenet,snn-lenet --samples 100 --snn-samples 20 \
         --data-dir /work/shared/data --out simulations/results/table4 --time-budget 60
 
+Attacks with a batched form (DLG, iDLG) run on the fast path by default:
+the samples of one cell go ``--batch`` at a time through
+``attacks.reconstruct_many`` (one optimisation, victims exactly independent,
+each with its own seed ``sample``), the batches spread over ``--workers``
+processes; ``--batch 1`` runs every attack alone, as before. A batch's time
+budget is ``--time-budget`` times its size (each victim's share, the
+'seconds' field, is then held to the budget on average). GRNN always runs
+one sample at a time.
+
 Writes to ``--out``: records.jsonl / records.csv (one line per attack, appended
 and flushed; a rerun skips finished samples), invocations.jsonl (config, git
 commit, library versions), and, through ``simulations.table4_report``,
@@ -21,16 +30,19 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import multiprocessing as mp
 import sys
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from attacks import AttackConfig, ObservedUpdate, Reconstruction, get_attack
+from attacks import AttackConfig, ObservedUpdate, Reconstruction, get_attack, reconstruct_many
+from attacks.batched import BATCHED_ATTACKS, MAX_VICTIMS
 from fedsnn.data import LabelledData, load_dataset
 from fedsnn.judges import DEFAULT_CACHE, load_judge
 from fedsnn.metrics import score_batch
@@ -87,16 +99,55 @@ def score(rec: Reconstruction, x: torch.Tensor, y: torch.Tensor, judge) -> dict[
     return {**record.as_dict(), "inferred_label": int(labels[0])}
 
 
-def run_task(task: Task) -> dict[str, object]:
-    """Attack one sample and score it; returns the record (reconstruction kept for sample < GRID)."""
-    torch.set_num_threads(1)
-    train = load_dataset(task.dataset, task.data_dir, timesteps=task.timesteps, seed=task.seed).train
+@dataclass(frozen=True)
+class Victim:
+    """One task's ground truth (x [C, H, W] or [T, C, H, W], scalar y) and what the server observes."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    model_seed: int
+    observed: ObservedUpdate
+
+
+def prepare(task: Task, train: LabelledData) -> Victim:
+    """The client's update on the task's sample (a fresh model seeded per sample)."""
     x, y = train.samples[task.train_index], train.labels[task.train_index]
     model_seed = task.seed * 1_000_003 + task.sample
     spec = ModelSpec(task.model, train.input_shape, train.num_classes, timesteps=task.timesteps)
-    observed = client_update(spec, model_seed, x, y, task.lr)  # the attacker sees only this
-    config = AttackConfig(seed=task.sample, time_budget_s=task.time_budget)
-    rec = get_attack(task.attack)(observed, config)
+    return Victim(x, y, model_seed, client_update(spec, model_seed, x, y, task.lr))  # the attacker sees only this
+
+
+def train_split(task: Task) -> LabelledData:
+    return load_dataset(task.dataset, task.data_dir, timesteps=task.timesteps, seed=task.seed).train
+
+
+def run_task(task: Task) -> dict[str, object]:
+    """Attack one sample alone and score it; returns the record (reconstruction kept for sample < GRID)."""
+    torch.set_num_threads(1)
+    victim = prepare(task, train_split(task))
+    rec = get_attack(task.attack)(victim.observed, AttackConfig(seed=task.sample, time_budget_s=task.time_budget))
+    return make_record(task, victim, rec)
+
+
+def run_batch(tasks: list[Task]) -> list[dict[str, object]]:
+    """Attack the samples of one cell in one batched optimisation; records in task order.
+
+    Victim i uses seed ``tasks[i].sample`` as alone; the batch's time budget is
+    the per-attack budget times the batch size.
+    """
+    torch.set_num_threads(1)
+    first = tasks[0]
+    train = train_split(first)
+    victims = [prepare(t, train) for t in tasks]
+    budget = first.time_budget * len(tasks) if first.time_budget else None
+    recs = reconstruct_many([v.observed for v in victims], AttackConfig(time_budget_s=budget), first.attack,
+                            max_victims=len(tasks), seeds=[t.sample for t in tasks])
+    return [make_record(t, v, r) for t, v, r in zip(tasks, victims, recs)]
+
+
+def make_record(task: Task, victim: Victim, rec: Reconstruction) -> dict[str, object]:
+    """Score one reconstruction (the evaluator) and lay out its record."""
+    x, y, model_seed = victim.x, victim.y, victim.model_seed
     judge = cached_judge(task.dataset, task.data_dir, task.seed, task.cache_dir) if task.judge else None
     rates = rec.diagnostics.get("firing_rates")
     record: dict[str, object] = {
@@ -128,17 +179,43 @@ def worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def run_tasks(tasks: list[Task], log: RecordLog, workers: int) -> None:
-    """Run ``tasks`` in ``workers`` processes (1 = in this process), appending each record as it lands."""
-    if workers <= 1:
-        for task in tasks:
-            log.append(run_task(task))
-            _progress(task)
-        return
-    with mp.get_context("spawn").Pool(workers, initializer=worker_init) as pool:
-        for task, record in zip(tasks, pool.imap(run_task, tasks)):
-            log.append(record)
-            _progress(task)
+def batches(tasks: list[Task], size: int, workers: int) -> list[list[Task]]:
+    """Consecutive tasks of one cell in groups of at most ``size`` (spread so that every
+    worker gets a share of a cell); attacks without a batched form go one by one."""
+    cells: dict[tuple, list[Task]] = {}
+    for t in tasks:
+        cells.setdefault((t.dataset, t.model, t.attack, t.time_budget), []).append(t)
+    out = []
+    for (_, _, attack, _), members in cells.items():
+        step = min(size, -(-len(members) // max(1, workers))) if attack in BATCHED_ATTACKS else 1
+        out += [members[i:i + step] for i in range(0, len(members), step)]
+    return out
+
+
+def run_unit(unit: list[Task], batched: bool = True) -> list[dict[str, object]]:
+    """A batch of one cell through the fast path, or its tasks one at a time."""
+    if batched and unit[0].attack in BATCHED_ATTACKS:
+        return run_batch(unit)
+    return [run_task(t) for t in unit]
+
+
+def run_tasks(tasks: list[Task], log: RecordLog, workers: int, batch: int = MAX_VICTIMS) -> None:
+    """Run ``tasks`` in ``workers`` processes (1 = in this process), appending each record as it lands.
+
+    ``batch`` > 1: the fast path, ``batches(tasks, batch, workers)``; 1: every attack alone.
+    """
+    units = batches(tasks, batch, workers) if batch > 1 else [[t] for t in tasks]
+    run = partial(run_unit, batched=batch > 1)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(mp.get_context("spawn").Pool(workers, initializer=worker_init))
+            outputs = pool.imap(run, units)
+        else:
+            outputs = map(run, units)
+        for unit, records in zip(units, outputs):
+            for task, record in zip(unit, records):
+                log.append(record)
+                _progress(task)
 
 
 def _progress(task: Task) -> None:
@@ -161,6 +238,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=None, help="seconds per attack (default: none)")
     p.add_argument("--snn-time-budget", type=float, default=None, help="per SNN attack (default --time-budget)")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--batch", type=int, default=MAX_VICTIMS,
+                   help=f"DLG/iDLG samples per batched optimisation (default {MAX_VICTIMS}); 1: one at a time")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     p.add_argument("--no-judge", action="store_true", help="skip the judge (no ASR)")
     return p.parse_args(argv)
@@ -192,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
                         tasks.append(Task(dataset, model, attack, i, index, args.data_dir, args.seed, args.lr,
                                           args.timesteps, budget, args.cache_dir, not args.no_judge))
     print(f"{len(tasks)} attacks to run ({len(done)} already recorded)", flush=True)
-    run_tasks(tasks, log, args.workers)
+    run_tasks(tasks, log, args.workers, args.batch)
     report(out, args.data_dir, args.seed, args.timesteps, args.cache_dir)
 
 

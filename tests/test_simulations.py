@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
+import pytest
 import torch
+
+from attacks import AttackConfig
 
 from fedsnn.data import LabelledData
 from simulations import table4, table5_6
@@ -28,6 +32,34 @@ def test_table4_writes_csv_markdown_png_and_resumes(tmp_path: Path, capsys) -> N
     table4.main(argv)  # resumable: nothing left to run
     assert "0 attacks to run (3 already recorded)" in capsys.readouterr().out
     assert len((out / "records.csv").read_text().splitlines()) == 4
+
+
+def test_table4_batched_records_equal_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    data = str(write_synthetic_mnist(tmp_path / "data"))
+    monkeypatch.setattr(table4, "AttackConfig", partial(AttackConfig, iterations=3, max_eval=4))  # short runs
+    train = table4.load_dataset("mnist", data, timesteps=4, seed=0).train
+    tasks = [table4.Task("mnist", "lenet", "dlg", i, index, data, 0, 0.1, 4, None, str(tmp_path / "cache"), False)
+             for i, index in enumerate(table4.sample_indices("mnist", len(train), 3, 0))]
+    batched = table4.run_batch(tasks)
+    for task, record in zip(tasks, batched):
+        alone = table4.run_task(task)  # seed = sample in both
+        assert record.keys() == alone.keys()
+        for key in ("sample", "train_index", "label", "model_seed", "status", "evaluations", "inferred_label"):
+            assert record[key] == alone[key], key
+        assert record["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-2)
+
+
+def test_table4_batches_group_cells_and_leave_grnn_alone() -> None:
+    def task(attack: str, model: str, i: int) -> table4.Task:
+        return table4.Task("mnist", model, attack, i, i, "", 0, 0.1, 4, None, "")
+
+    tasks = [task("idlg", "lenet", i) for i in range(5)] + [task("idlg", "snn-lenet", i) for i in range(2)] \
+        + [task("grnn", "lenet", i) for i in range(2)]
+    units = table4.batches(tasks, size=4, workers=1)
+    assert [[(t.model, t.attack, t.sample) for t in u] for u in units] == [
+        [("lenet", "idlg", i) for i in range(4)], [("lenet", "idlg", 4)],
+        [("snn-lenet", "idlg", 0), ("snn-lenet", "idlg", 1)], [("lenet", "grnn", 0)], [("lenet", "grnn", 1)]]
+    assert [len(u) for u in table4.batches(tasks[:5], size=64, workers=2)] == [3, 2]  # every worker gets some
 
 
 def test_table5_6_on_tiny_synthetic_events(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from attacks.batched import StackedMatcher, reconstruct_many
 from attacks.config import AttackConfig
 from attacks.functional import stacked_logits
 from attacks.matching import GradientMatcher
+from fedsnn.errors import ConfigError
 from fedsnn.models import ModelSpec, build_model
 
 LENET = ModelSpec("lenet", (1, 28, 28), 10)
@@ -75,6 +78,39 @@ def test_batched_agrees_with_one_at_a_time(attack, make_update, mnist_digits) ->
         assert b.evaluations == alone.evaluations  # same per-victim L-BFGS flow
         torch.testing.assert_close(torch.tensor(b.loss_history), torch.tensor(alone.loss_history),
                                    rtol=1e-2, atol=1e-6)  # same iterates up to floating-point noise
+
+
+def test_per_victim_seeds_equal_alone_with_that_seed(make_update, mnist_digits) -> None:
+    x, y = mnist_digits
+    observed = [make_update(LENET, x[i:i + 1], y[i:i + 1], seed=i) for i in range(3)]
+    config = AttackConfig(iterations=2, max_eval=4, restarts=2)
+    seeds = [7, 3, 11]
+    for o, s, b in zip(observed, seeds, reconstruct_many(observed, config, "dlg", seeds=seeds)):
+        alone = attacks.get_attack("dlg")(o, dataclasses.replace(config, seed=s))
+        assert b.evaluations == alone.evaluations and b.labels.tolist() == alone.labels.tolist()
+        assert b.loss_history[0] == pytest.approx(alone.loss_history[0], rel=1e-4)  # same initial dummy
+    with pytest.raises(ConfigError):
+        reconstruct_many(observed, config, "dlg", seeds=[1])
+
+
+def test_lbfgs_history_wraps_and_compacts_like_alone(make_update, mnist_digits) -> None:
+    """Past 100 curvature pairs the oldest drop out; the buffer rows of finished
+    victims are compacted away (4 easy victims stop at once): each hard victim
+    still follows its one-at-a-time run (L-BFGS amplifies rounding, hence the
+    loose comparison of late losses)."""
+    x, y = mnist_digits
+    start = GradientMatcher(make_update(LENET, x[:1], y[:1]), AttackConfig()).layout.initial(
+        torch.Generator().manual_seed(0))  # the attack's own first dummy: matched at once
+    easy = [make_update(LENET, start, y[i:i + 1], seed=i) for i in range(4)]
+    hard = [make_update(LENET, x[i:i + 1], y[i:i + 1], seed=i) for i in range(4)]
+    config = AttackConfig(iterations=7, max_eval=20, tolerance=1e-9, stall_patience=0)  # ~140 pairs
+    batched = reconstruct_many(easy + hard, config, "idlg")
+    assert all(r.status == "converged" and r.evaluations == 1 for r in batched[:4])
+    for b, o in zip(batched[4:], hard):
+        alone = attacks.get_attack("idlg")(o, config)
+        assert b.evaluations == alone.evaluations > 100
+        assert b.loss_history[:2] == pytest.approx(alone.loss_history[:2], rel=1e-2)
+        assert 0.5 < b.final_loss / alone.final_loss < 2
 
 
 def test_snn_batched_runs_and_agrees_at_the_start(make_update, mnist_digits) -> None:
