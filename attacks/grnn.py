@@ -14,6 +14,16 @@ Linear(128 -> K) + softmax gives the soft label unless labels are known.
 Loss = gradient distance (``matching``) + ``grnn_tv_weight`` * TV(x), where TV
 is the mean absolute difference of neighbouring pixels; RMSprop (lr 1e-4,
 momentum 0.99), 1000 iterations, weights N(0, 0.02).
+
+GRNN stays one victim at a time (``attacks.reconstruct_many`` runs it alone,
+spread over worker processes). Batching pays where a victim's step is mostly
+per-call overhead, as DLG's 794 unknowns on a ~4 MFLOP LeNet evaluation. Here
+each victim owns a generator of ~710k weights (MNIST: stem 524k, first block
+147k) whose forward alone is ~20M multiply-adds at B = 1, five times a whole
+LeNet matching evaluation, and RMSprop touches all 710k weights every step:
+a step is compute- and memory-bound already, so stacking 64 generators
+(grouped transposed convs, per-victim BatchNorm statistics) would save little
+beyond what one process per core gives.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The one bench command: every ratio of issue 6 from one run, appended to bench/results.md.
 
     python -m bench.run_all [--victims 64] [--alone 8] [--timesteps 20] [--skip-flower] [--quick]
+                            [--models lenet,snn-lenet] [--attacks dlg,idlg] [--only-throughput]
 
 (a) batched vs one-at-a-time DLG/iDLG throughput (victims per second) on lenet
     and snn-lenet, with success rate and median PSNR of both on the victims both
@@ -11,6 +12,8 @@
 (d) GAMIN target queries per second (bench/bench_gamin.py, reused).
 Ratios are measured in one process, on one thread, next to each other;
 the load average is printed with them because the cores may be shared.
+Each line is printed as soon as it is measured; ``--models``/``--attacks``/
+``--only-throughput`` run a part of (a) alone when the whole does not fit.
 """
 
 from __future__ import annotations
@@ -160,16 +163,28 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=300, help="L-BFGS steps on lenet")
     p.add_argument("--snn-iterations", type=int, default=10, help="L-BFGS steps on snn-lenet")
     p.add_argument("--skip-flower", action="store_true")
+    p.add_argument("--models", default="lenet,snn-lenet", help="models of (a)")
+    p.add_argument("--attacks", default="dlg,idlg", help="attacks of (a)")
+    p.add_argument("--only-throughput", action="store_true", help="(a) only: no (b), (c), (d)")
     p.add_argument("--quick", action="store_true", help="8 victims, 2 alone, T=4, few steps: a smoke run")
     args = p.parse_args()
     if args.quick:
         args.victims, args.alone, args.timesteps, args.iterations, args.snn_iterations = 8, 2, 4, 20, 3
     torch.set_num_threads(1)
-    lines = [throughput(m, a, args) for m in ("lenet", "snn-lenet") for a in ("dlg", "idlg")]
-    lines.append(snn_cost(args))
-    if not args.skip_flower:
-        lines.append(flower(args))
-    lines.append(gamin())
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
+    for m in args.models.split(","):
+        for a in args.attacks.split(","):
+            emit(throughput(m, a, args))
+    if not args.only_throughput:
+        emit(snn_cost(args))
+        if not args.skip_flower:
+            emit(flower(args))
+        emit(gamin())
     load = os.getloadavg()
     head = (f"## {datetime.datetime.now():%Y-%m-%d %H:%M} - {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, torch {torch.__version__}, 1 thread, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
