@@ -31,6 +31,8 @@ from fedsnn.data.base import LabelledData
 from fedsnn.targets import Target, TargetSpec, accuracy, build_target, load_target, save_target, train_target
 from simulations.gamin.report import save_grid, write_per_class, write_tables
 
+DEFAULT_LR = 1e-3
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs-ann", type=int, default=10)
     p.add_argument("--epochs-snn", type=int, default=2)
     p.add_argument("--train-batch", type=int, default=128, help="MNIST; AT&T uses 32")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam lr, cosine-annealed; fc1's scaled by 784/D")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam lr, cosine-annealed; SNN fc1's scaled by 784/D")
+    p.add_argument("--lr-ann", type=float, default=None, help="ANN target's lr (default: --lr)")
+    p.add_argument("--lr-snn", type=float, default=None, help="SNN target's lr (default: --lr)")
     p.add_argument("--batch-size", type=int, default=64, help="GAMIN batch (queries = 2x per iteration)")
     p.add_argument("--cache-dir", type=Path, default=Path(".fedsnn-cache/gamin"))
     p.add_argument("--threads", type=int, default=1)
@@ -54,16 +58,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def target_path(cache_dir: Path, dataset: str, kind: str, epochs: int, seed: int) -> Path:
-    """Cache file of one trained target ("v3": cosine schedule, SNN fc1 lr scaled by 784/D)."""
-    return cache_dir / f"{dataset}-{kind}-v3-e{epochs}-s{seed}.pt"
+def target_path(cache_dir: Path, dataset: str, kind: str, epochs: int, seed: int, lr: float = DEFAULT_LR) -> Path:
+    """Cache file of one trained target ("v3": cosine schedule, SNN fc1 lr scaled by 784/D).
+
+    A non-default lr is part of the name, so targets trained differently never share a file.
+    """
+    lr_tag = "" if lr == DEFAULT_LR else f"-lr{lr:g}"
+    return cache_dir / f"{dataset}-{kind}-v3-e{epochs}{lr_tag}-s{seed}.pt"
 
 
 def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse.Namespace,
                log: Callable[[str], None]) -> tuple[Target, float, float]:
     """Load the cached target or train it; returns (model, test accuracy, training seconds)."""
     epochs = args.epochs_ann if kind == "ann" else args.epochs_snn
-    path = target_path(args.cache_dir, args.dataset, kind, epochs, args.seed)
+    lr = {"ann": args.lr_ann, "snn": args.lr_snn}[kind] or args.lr
+    path = target_path(args.cache_dir, args.dataset, kind, epochs, args.seed, lr)
     if path.exists():
         model, acc = load_target(path)
         log(f"{kind}: loaded {path} (test accuracy {acc:.2f}%)")
@@ -71,7 +80,7 @@ def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse
     start = time.perf_counter()
     model = build_target(TargetSpec(kind, data.input_shape, data.num_classes), args.seed)
     batch = args.train_batch if args.dataset == "mnist" else 32
-    train_target(model, data, epochs, batch_size=batch, lr=args.lr, seed=args.seed, log=lambda s: log(f"{kind} {s}"))
+    train_target(model, data, epochs, batch_size=batch, lr=lr, seed=args.seed, log=lambda s: log(f"{kind} {s}"))
     seconds = time.perf_counter() - start
     acc = accuracy(model, test)
     save_target(model, path, acc)
