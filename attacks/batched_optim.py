@@ -1,9 +1,14 @@
 """Optimisers over V independent victims, each with its own state and stopping.
 
-``drive`` is ``optimise.optimise`` run for V victims at once. Every victim keeps
-its own bookkeeping (losses, best state, stall counter, status, reason) and its
-own optimiser state, and only victims still running are evaluated: a tick is
-one objective evaluation of every active victim, then each victim's own logic.
+``drive`` is ``optimise.optimise`` run for V slots at once. Every slot keeps
+its own bookkeeping (losses, best state, stall counter, status, reason, time
+spent) and its own optimiser state, and only slots still running are
+evaluated: a tick is one objective evaluation of every active slot, then each
+slot's own logic. A slot whose victim stopped can be handed a new victim
+(``reset`` of the book and the optimiser: fresh trace, counters, history), so
+one optimisation can serve a queue longer than its slots (continuous batching,
+``attacks.batched``); a fresh slot's first evaluation is a step start, exactly
+as a fresh one-at-a-time run's.
 
 ``BatchedLBFGS`` is ``torch.optim.LBFGS`` without line search (lr, max_iter =
 max_eval, history 100, tolerance_grad 1e-7, tolerance_change 1e-9) written as a
@@ -33,22 +38,36 @@ HISTORY, TOL_GRAD, TOL_CHANGE = 100, 1e-7, 1e-9
 
 
 class Book:
-    """``optimise``'s per-step decisions for V victims (see ``optimise.optimise``)."""
+    """``optimise``'s per-step decisions for V slots (see ``optimise.optimise``).
 
-    def __init__(self, x0: torch.Tensor, iterations: int, tolerance: float, deadline: float,
+    The time budget is per slot and counts the slot's *share* of the batch's
+    time (``spent``: each tick's seconds split over the slots it evaluated,
+    added by ``drive``), so a victim is held to the budget it would have alone.
+    """
+
+    def __init__(self, x0: torch.Tensor, iterations: int, tolerance: float, budget: float,
                  stall_patience: int, keep_initial: bool) -> None:
         v = x0.shape[0]
         self.traces = [Trace(reason=f"{iterations} iterations spent") for _ in range(v)]
         self.best = x0.detach().clone()  # [V, n] state of the lowest loss so far
         self.step, self.unchanged, self.previous = [0] * v, [0] * v, [math.nan] * v
         self.done = torch.zeros(v, dtype=torch.bool, device=x0.device)
-        self.iterations, self.tolerance, self.deadline = iterations, tolerance, deadline
+        self.evals = torch.zeros(v, dtype=torch.long, device=x0.device)  # objective evaluations counted
+        self.spent = torch.zeros(v, dtype=torch.float64)  # seconds: the slot's share of the ticks
+        self.iterations, self.tolerance, self.budget = iterations, tolerance, budget
         self.patience, self.keep_initial = stall_patience, keep_initial
+
+    def reset(self, slot: int, x0: torch.Tensor, spent: float) -> None:
+        """Start a new victim in ``slot`` from x0 [n], ``spent`` seconds already on its clock."""
+        self.traces[slot] = Trace(reason=f"{self.iterations} iterations spent")
+        self.best[slot] = x0
+        self.step[slot], self.unchanged[slot], self.previous[slot] = 0, 0, math.nan
+        self.done[slot], self.evals[slot], self.spent[slot] = False, 0, spent
 
     def step_start(self, idx: torch.Tensor, losses: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Record the loss at the start of each victim's step; bool [A]: which stop now."""
         stop = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
-        now = time.perf_counter()
+        spent = self.spent[idx.cpu()].tolist()
         for a, (v, loss) in enumerate(zip(idx.tolist(), losses.tolist())):
             tr, step = self.traces[v], self.step[v]
             stop[a] = True
@@ -70,7 +89,7 @@ class Book:
             if self.patience and self.unchanged[v] >= self.patience:
                 tr.reason = f"stalled: loss unchanged for {self.unchanged[v]} steps at {loss:.4g}"
                 continue
-            if now > self.deadline:
+            if spent[a] > self.budget:
                 tr.reason = f"time budget spent after {tr.iterations} steps"
                 continue
             self.step[v] += 1
@@ -87,6 +106,10 @@ class Elementwise:
         self.kind, self.lr, self.momentum = kind, lr, momentum
         self.m, self.s = torch.zeros_like(x0), torch.zeros_like(x0)
         self.count = torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device)
+
+    def reset(self, slots: torch.Tensor) -> None:
+        """Fresh moments for new victims in ``slots``."""
+        self.m[slots], self.s[slots], self.count[slots] = 0.0, 0.0, 0
 
     def update(self, idx: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         m, s = self.m[idx], self.s[idx]
@@ -107,26 +130,32 @@ class Elementwise:
 
 
 def drive(x: torch.Tensor, evaluate: Evaluate, book: Book, optimiser: "BatchedLBFGS | Elementwise",
-          project: Project | None) -> tuple[torch.Tensor, list[int]]:
-    """Run every victim to its own stop; x [V, n] is updated in place.
+          project: Project | None, stopped: Callable[[list[int]], None] = lambda slots: None) -> None:
+    """Run every slot to its own stop; x [V, n] is updated in place.
 
-    Returns the best state of each victim [V, n] and its evaluation count.
+    After each tick, ``stopped(slots)`` gets the slots that stopped in it: it
+    reads their result (``book.best``, ``book.traces``, ``book.evals``) and may
+    start new victims in them (``book.reset``, ``optimiser.reset``, x rows),
+    which then run from the next tick. Returns when every slot is done.
     ``project`` is the after-update projection (clamp 'step', Algorithm 2), or None.
     """
-    evals = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     while not bool(book.done.all()):
+        start = time.perf_counter()
         idx = torch.nonzero(~book.done).flatten()
         loss, grad = evaluate(idx, x[idx])
-        evals[idx] += 1
+        book.evals[idx] += 1
         if isinstance(optimiser, BatchedLBFGS):
-            optimiser.after_eval(idx, loss, grad, x, book, project, evals)
-            continue
-        stop = book.step_start(idx, loss.double(), x[idx])
-        go = idx[~stop]
-        if len(go):
-            moved = optimiser.update(go, x[go], grad[~stop])
-            x[go] = moved if project is None else project(go, moved)
-    return book.best, evals.tolist()
+            optimiser.after_eval(idx, loss, grad, x, book, project, book.evals)
+        else:
+            stop = book.step_start(idx, loss.double(), x[idx])
+            go = idx[~stop]
+            if len(go):
+                moved = optimiser.update(go, x[go], grad[~stop])
+                x[go] = moved if project is None else project(go, moved)
+        book.spent[idx.cpu()] += (time.perf_counter() - start) / len(idx)
+        ended = idx[book.done[idx]]
+        if len(ended):
+            stopped(ended.tolist())
 
 
 class BatchedLBFGS:
@@ -142,6 +171,13 @@ class BatchedLBFGS:
         self.t = x0.new_zeros(v)
         self.prev_loss = torch.zeros(v, dtype=torch.float64, device=x0.device)
         self.history = History(x0)
+
+    def reset(self, slots: torch.Tensor, alive: torch.Tensor) -> None:
+        """Fresh state (no step taken, empty history) for new victims in ``slots``;
+        ``alive``: the other slots still running (their history rows are kept)."""
+        self.phase[slots], self.total[slots], self.inner[slots], self.evals[slots] = 0, 0, 0, 0
+        self.d[slots], self.prev_g[slots], self.t[slots], self.prev_loss[slots] = 0.0, 0.0, 0.0, 0.0
+        self.history.reset(slots, alive)
 
     def after_eval(self, idx: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor, x: torch.Tensor,
                    book: Book, project: Project | None, evals: torch.Tensor) -> None:
@@ -228,6 +264,29 @@ class History:
         self.lower = eye.repeat(v, 1, 1)  # [V, M, M]: I + rho_i y_i.s_j for j < i
         self.start = torch.zeros(v, dtype=torch.long, device=x0.device)  # ring slot of the oldest pair
         self.count = torch.zeros_like(self.start)
+        self._ordered = torch.arange(v, device=x0.device)  # rows 0..V-1, to test for the unpermuted case
+
+    def reset(self, slots: torch.Tensor, alive: torch.Tensor) -> None:
+        """Empty histories for new victims in ``slots``. A slot keeps its buffer
+        row unless a running slot (``alive``) holds it since a compaction; then
+        it gets a spare row or a new one. Rows are zeroed, so stale pairs of
+        the previous victim never enter a product (even times a zero weight)."""
+        used, held = set(self.row[alive].tolist()), set(self.row[slots].tolist())
+        spare = [r for r in range(self.s.shape[0]) if r not in used and r not in held]
+        for v in slots.tolist():
+            own = int(self.row[v])
+            if own in used:
+                if not spare:  # grow the buffers by one row
+                    spare.append(self.s.shape[0])
+                    pad = self.s.new_zeros(1, *self.s.shape[1:])
+                    self.s, self.y = torch.cat([self.s, pad]), torch.cat([self.y, pad])
+                own = spare.pop(0)
+                self.row[v] = own
+            used.add(own)
+            self.s[own], self.y[own] = 0.0, 0.0
+        eye = torch.eye(HISTORY, dtype=self.upper.dtype, device=self.upper.device)
+        self.upper[slots], self.lower[slots] = eye, eye
+        self.rho[slots], self.h_diag[slots], self.start[slots], self.count[slots] = 0.0, 1.0, 0, 0
 
     def compact(self, alive: torch.Tensor) -> None:
         """Drop the buffer rows of finished victims once they are half of them (alive: sorted ids)."""
@@ -238,18 +297,18 @@ class History:
 
     def _dots(self, idx: torch.Tensor, vecs: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
         """vecs [A, k, n] of victims ``idx`` (sorted) against every pair: [A, k, cap]."""
-        if len(idx) == buf.shape[0]:  # sorted ids over monotone rows: the rows are 0..R-1
-            return vecs @ buf.transpose(1, 2)
         rows = self.row[idx]
+        if len(idx) == buf.shape[0] and bool((rows == self._ordered[:len(rows)]).all()):  # rows 0..R-1
+            return vecs @ buf.transpose(1, 2)
         full = vecs.new_zeros(buf.shape[0], *vecs.shape[1:])
         full[rows] = vecs
         return (full @ buf.transpose(1, 2))[rows]
 
     def _combine(self, idx: torch.Tensor, coef: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
         """sum_slot coef[a, slot] * buf[row(a), slot]: coef [A, cap] -> [A, n]."""
-        if len(idx) == buf.shape[0]:
-            return (coef[:, None, :] @ buf).squeeze(1)
         rows = self.row[idx]
+        if len(idx) == buf.shape[0] and bool((rows == self._ordered[:len(rows)]).all()):
+            return (coef[:, None, :] @ buf).squeeze(1)
         full = coef.new_zeros(buf.shape[0], 1, self.cap)
         full[rows, 0] = coef
         return (full @ buf).squeeze(1)[rows]

@@ -15,10 +15,9 @@ Attacks with a batched form (DLG, iDLG) run on the fast path by default:
 the samples of one cell go ``--batch`` at a time through
 ``attacks.reconstruct_many`` (one optimisation, victims exactly independent,
 each with its own seed ``sample``), the batches spread over ``--workers``
-processes; ``--batch 1`` runs every attack alone, as before. A batch's time
-budget is ``--time-budget`` times its size (each victim's share, the
-'seconds' field, is then held to the budget on average). GRNN always runs
-one sample at a time.
+processes; ``--batch 1`` runs every attack alone, as before. Each victim's
+time budget is ``--time-budget`` on its share of the batch's time (the
+'seconds' field), as alone. GRNN always runs one sample at a time.
 
 Writes to ``--out``: records.jsonl / records.csv (one line per attack, appended
 and flushed; a rerun skips finished samples), invocations.jsonl (config, git
@@ -132,15 +131,14 @@ def run_task(task: Task) -> dict[str, object]:
 def run_batch(tasks: list[Task]) -> list[dict[str, object]]:
     """Attack the samples of one cell in one batched optimisation; records in task order.
 
-    Victim i uses seed ``tasks[i].sample`` as alone; the batch's time budget is
-    the per-attack budget times the batch size.
+    Victim i uses seed ``tasks[i].sample`` as alone, and the per-attack time
+    budget on its share of the batch's time.
     """
     torch.set_num_threads(1)
     first = tasks[0]
     train = train_split(first)
     victims = [prepare(t, train) for t in tasks]
-    budget = first.time_budget * len(tasks) if first.time_budget else None
-    recs = reconstruct_many([v.observed for v in victims], AttackConfig(time_budget_s=budget), first.attack,
+    recs = reconstruct_many([v.observed for v in victims], AttackConfig(time_budget_s=first.time_budget), first.attack,
                             max_victims=len(tasks), seeds=[t.sample for t in tasks])
     return [make_record(t, v, r) for t, v, r in zip(tasks, victims, recs)]
 
