@@ -142,8 +142,7 @@ class Queue:
         slots = max(1, min(slots, len(observed)))
         self.owner = [-1] * slots  # slot -> victim
         self.restart = [0] * slots
-        self.stacked: StackedMatcher | None = None
-        self.layout = self.size = self.k = self.free = None
+        # set by _build, once the first entries are in: stacked victims, book, optimiser, states x [S, n]
 
     def run(self) -> list[Reconstruction]:
         """Every victim's Reconstruction, in order; a victim that fails is 'failed', alone."""

@@ -1,11 +1,14 @@
 """The one bench command: every ratio of issue 6 from one run, appended to bench/results.md.
 
     python -m bench.run_all [--victims 64] [--alone 8] [--timesteps 20] [--skip-flower] [--quick]
-                            [--models lenet,snn-lenet] [--attacks dlg,idlg] [--only-throughput]
+                            [--models lenet,snn-lenet] [--attacks dlg,idlg] [--only-throughput] [--queue 128]
 
 (a) batched vs one-at-a-time DLG/iDLG throughput (victims per second) on lenet
     and snn-lenet, with success rate and median PSNR of both on the victims both
     ran (one-at-a-time runs ``--alone`` of them; its throughput is per victim);
+    with ``--queue N`` (N > --victims), instead: N victims through --victims
+    slots with continuous batching (refill) vs the same N in fixed batches of
+    --victims vs --alone of them one at a time, per victim and per evaluation;
 (b) SNN-LeNet cost per matching evaluation / (LeNet cost x T);
 (c) Flower 10 clients x 5 rounds through ``flwr run`` vs the same training in a
     plain loop, Flower's start-up (first round's 'elapsed-s') reported apart;
@@ -19,6 +22,7 @@ Each line is printed as soon as it is measured; ``--models``/``--attacks``/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -28,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -87,6 +92,63 @@ def throughput(model: str, attack: str, args: argparse.Namespace) -> str:
             f"{args.alone / t_alone:.2f}/s -> {ratio:.1f}x; per evaluation {1e3 * t_batched / ev_b:.2f} vs "
             f"{1e3 * t_alone / ev_a:.2f} ms -> {per_eval:.1f}x | same {args.alone}: success {qa[0]:.0f}% vs "
             f"{qb[0]:.0f}%, median PSNR {qa[1]:.1f} vs {qb[1]:.1f} dB | all batched: {qall[0]:.0f}%, {qall[1]:.1f} dB")
+
+
+@contextlib.contextmanager
+def counting_ticks() -> Iterator[list[int]]:
+    """Count the batched evaluations (ticks: one per call, of every slot running) made inside."""
+    from attacks.batched import Queue
+
+    counted, original = [0], Queue._evaluate
+
+    def evaluate(self: Queue, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counted[0] += 1
+        return original(self, idx, x)
+
+    Queue._evaluate = evaluate  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        Queue._evaluate = original  # type: ignore[method-assign]
+
+
+def refill_throughput(model: str, attack: str, args: argparse.Namespace) -> str:
+    """``--queue`` victims through ``--victims`` slots: refill vs fixed batches vs alone, in one process.
+
+    Per victim is what a user waits for; per evaluation compares the machinery
+    alone. The evaluation totals of refill and fixed can differ: a DLG victim
+    that stalls (loss unchanged 5 steps) stops at a step set by rounding, and a
+    slot's neighbours change the rounding (plain batches of 4 and 12 differ too).
+    """
+    spec = ModelSpec(model, (1, 28, 28), 10, timesteps=args.timesteps)
+    config = AttackConfig(iterations=args.iterations if model == "lenet" else args.snn_iterations)
+    observed, truth = victims(spec, args.queue)
+    runs, times, ticks = {}, {}, {}
+    for name, refill in (("refill", True), ("fixed", False)):
+        with counting_ticks() as counted:
+            start = time.perf_counter()
+            runs[name] = reconstruct_many(observed, config, attack, max_victims=args.victims, refill=refill)
+            times[name] = time.perf_counter() - start
+        ticks[name] = counted[0]
+    start = time.perf_counter()
+    alone = [get_attack(attack)(o, config) for o in observed[:args.alone]]
+    times["alone"] = time.perf_counter() - start
+    rate = {k: (len(alone) if k == "alone" else args.queue) / t for k, t in times.items()}  # victims per second
+    evals = {k: sum(r.evaluations for r in (alone if k == "alone" else runs[k])) for k in times}
+    cost = {k: times[k] / evals[k] for k in times}  # seconds per victim-evaluation
+    max_evals = max(r.evaluations for r in runs["refill"])  # ticks can never be fewer: the critical path
+    qr, qf = quality(runs["refill"], truth), quality(runs["fixed"], truth)
+    return (f"(a) {attack} {model}, {args.queue} victims over {args.victims} slots: refill {rate['refill']:.2f}/s "
+            f"({times['refill']:.0f} s), fixed batches {rate['fixed']:.2f}/s ({times['fixed']:.0f} s), alone "
+            f"{rate['alone']:.2f}/s ({args.alone}) -> refill/fixed {rate['refill'] / rate['fixed']:.2f}x, "
+            f"refill/alone {rate['refill'] / rate['alone']:.1f}x, fixed/alone {rate['fixed'] / rate['alone']:.1f}x "
+            f"per victim; per evaluation {1e3 * cost['refill']:.2f} / {1e3 * cost['fixed']:.2f} / "
+            f"{1e3 * cost['alone']:.2f} ms -> refill/alone {cost['alone'] / cost['refill']:.1f}x, fixed/alone "
+            f"{cost['alone'] / cost['fixed']:.1f}x | ticks refill {ticks['refill']}, fixed {ticks['fixed']}, mean "
+            f"occupancy {evals['refill'] / ticks['refill'] / args.victims:.0%} vs "
+            f"{evals['fixed'] / ticks['fixed'] / args.victims:.0%}, longest victim {max_evals} evaluations | "
+            f"evaluations refill {evals['refill']}, fixed {evals['fixed']}; "
+            f"success {qr[0]:.0f}% vs {qf[0]:.0f}%, median PSNR {qr[1]:.1f} vs {qf[1]:.1f} dB")
 
 
 def snn_cost(args: argparse.Namespace) -> str:
@@ -172,6 +234,8 @@ def main() -> None:
     p.add_argument("--models", default="lenet,snn-lenet", help="models of (a)")
     p.add_argument("--attacks", default="dlg,idlg", help="attacks of (a)")
     p.add_argument("--only-throughput", action="store_true", help="(a) only: no (b), (c), (d)")
+    p.add_argument("--queue", type=int, default=0,
+                   help="(a) as refill vs fixed batches: this many victims through --victims slots")
     p.add_argument("--quick", action="store_true", help="8 victims, 2 alone, T=4, few steps: a smoke run")
     args = p.parse_args()
     if args.quick:
@@ -185,7 +249,7 @@ def main() -> None:
 
     for m in args.models.split(","):
         for a in args.attacks.split(","):
-            emit(throughput(m, a, args))
+            emit(refill_throughput(m, a, args) if args.queue > args.victims else throughput(m, a, args))
     if not args.only_throughput:
         emit(snn_cost(args))
         if not args.skip_flower:
