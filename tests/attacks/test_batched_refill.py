@@ -123,3 +123,35 @@ def test_time_budget_and_wall_time_are_per_victim(make_update, mnist_digits) -> 
     elapsed = time.perf_counter() - start
     shares = [r.wall_time_s for r in results]
     assert all(s > 0 for s in shares) and 0.5 * elapsed < sum(shares) <= elapsed
+
+
+def test_history_reset_after_compaction_takes_a_free_row() -> None:
+    """A slot refilled after the buffers were compacted (its old row now another
+    slot's) gets a new row; its directions equal a fresh history's, and the
+    running slots' directions are untouched."""
+    from attacks.batched_optim import History
+
+    gen = torch.Generator().manual_seed(0)
+    n = 6
+
+    def pair() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = torch.randn(1, n, generator=gen)
+        return torch.randn(1, n, generator=gen), s, s * (0.5 + torch.rand(1, n, generator=gen))
+
+    h, alone, running = History(torch.zeros(8, n)), History(torch.zeros(1, n)), History(torch.zeros(8, n))
+    for _ in range(3):
+        for v in range(8):
+            g, s, y = pair()
+            for hist in (h, running):
+                hist.direction(torch.tensor([v]), g, s, y)
+    alive = torch.tensor([5, 6, 7])
+    h.compact(alive)  # rows of slots 5, 6, 7 become 0, 1, 2: slot 0's old row is slot 5's now
+    assert h.s.shape[0] == 3 and int(h.row[5]) == 0
+    h.reset(torch.tensor([0]), alive)
+    assert int(h.row[0]) not in h.row[alive].tolist() and h.s.shape[0] == 4
+    for _ in range(3):
+        g, s, y = pair()
+        torch.testing.assert_close(h.direction(torch.tensor([0]), g, s, y),
+                                   alone.direction(torch.tensor([0]), g, s, y))
+        g, s, y = pair()
+        torch.testing.assert_close(h.direction(alive[:1], g, s, y), running.direction(alive[:1], g, s, y))
