@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attacks.config import DEVICES
 from attacks.gamin_nets import ARCHITECTURES, build_pair
 from attacks.oracle import QueryBudgetExhausted, QueryOracle
 from fedsnn.errors import ConfigError
@@ -78,6 +79,7 @@ class GaminConfig:
     log_every: int = 0
     warmup: int = 0
     probes: str = "normal"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -91,6 +93,10 @@ class GaminConfig:
         for key, value in (("gamin-lr", self.lr), ("gamin-lambda-k", self.lambda_k), ("gamin-gamma", self.gamma)):
             if value <= 0:
                 raise ConfigError(key, value, "a float > 0")
+        if self.device not in DEVICES:
+            raise ConfigError("gamin-device", self.device, DEVICES)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("gamin-device", self.device, "'cpu' (no CUDA device is visible)")
         if self.probes not in PROBES:
             raise ConfigError("gamin-probes", self.probes, PROBES)
         if self.warmup < 0:
@@ -162,17 +168,23 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
     start, used0 = time.perf_counter(), oracle.used
     torch.manual_seed(config.seed + target_class)
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + target_class)
-    g_net, s_net = build_pair(config.architecture, config.z_dim, oracle.input_shape, oracle.num_classes)
+    device = torch.device(config.device)
+    g_net, s_net = (net.to(device) for net in
+                    build_pair(config.architecture, config.z_dim, oracle.input_shape, oracle.num_classes))
     opt_g = torch.optim.Adam(g_net.parameters(), lr=config.lr)
     opt_s = torch.optim.Adam(s_net.parameters(), lr=config.lr)
     b, k = config.batch_size, config.k0
-    labels = torch.full((b,), target_class, dtype=torch.long)
+    labels = torch.full((b,), target_class, dtype=torch.long, device=device)
+
+    def noise(n: int) -> torch.Tensor:  # drawn on the CPU generator: the same z on every device
+        return torch.randn(n, config.z_dim, generator=gen).to(device)
+
     best = (float("inf"), -1, copy.deepcopy(g_net.state_dict()), copy.deepcopy(s_net.state_dict()))
     iteration, exhausted, m = 0, False, float("inf")
     while (iteration + 1) * 2 * b <= config.budget:
         with torch.no_grad():
-            x_g = g_net(torch.randn(b, config.z_dim, generator=gen))
-        x_s = random_probes(b, oracle.input_shape, config.probes, gen)
+            x_g = g_net(noise(b))
+        x_s = random_probes(b, oracle.input_shape, config.probes, gen).to(device)
         try:
             y = oracle.query(torch.cat([x_g, x_s]))  # [2B, K]: generated then random
         except QueryBudgetExhausted:
@@ -188,7 +200,7 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
         opt_s.step()
         k = update_k(k, loss_s.item(), loss_g.item(), config.gamma, config.lambda_k)
         s_net.requires_grad_(False)
-        loss_gen = F.cross_entropy(s_net(g_net(torch.randn(b, config.z_dim, generator=gen))), labels)
+        loss_gen = F.cross_entropy(s_net(g_net(noise(b))), labels)
         opt_g.zero_grad()
         loss_gen.backward()
         opt_g.step()
@@ -202,8 +214,8 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
         s_net.load_state_dict(best[3])
     else:
         best = (m, iteration - 1, None, None)
-    g_net.eval()
-    s_net.eval()
+    g_net.eval().cpu()  # results live on the CPU, whatever device trained them
+    s_net.eval().cpu()
     with torch.no_grad():
         samples = g_net(torch.randn(config.num_samples, config.z_dim, generator=torch.Generator().manual_seed(config.seed)))
         combined = percent_correct(s_net(samples).argmax(-1), target_class)

@@ -93,17 +93,20 @@ class QueryOracle:
 def oracle_for_target(target: Target, budget: int | None = None, seed: int = 0) -> QueryOracle:
     """Wrap a GAMIN FC target; SNN rate encoding draws from a private seeded generator.
 
+    Queries run on the target's device and answers come back on the query's device.
+
     Predictions use the target's own rule (argmax spike count for the SNN).
     """
-    gen = torch.Generator().manual_seed(seed)
+    device = next(target.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
 
     @torch.no_grad()
     def scores(x: torch.Tensor) -> torch.Tensor:
-        return target.confidences(x, gen).detach()
+        return target.confidences(x.to(device), gen).detach().to(x.device)
 
     @torch.no_grad()
     def labels(x: torch.Tensor) -> torch.Tensor:
-        return target.predict(x, gen).detach()
+        return target.predict(x.to(device), gen).detach().to(x.device)
 
     return QueryOracle(scores, labels, target.spec.input_shape, target.spec.num_classes, budget)
 
@@ -114,10 +117,12 @@ def oracle_for_classifier(
     """Wrap a logit model (LeNet, or SNN-LeNet whose logits are time-averaged
     membranes): scores = softmax(logits), labels = argmax(logits)."""
 
+    device = next(model.parameters()).device
+
     @torch.no_grad()
     def logits(x: torch.Tensor) -> torch.Tensor:
         model.eval()
-        return model(x).detach()
+        return model(x.to(device)).detach().to(x.device)
 
     return QueryOracle(
         lambda x: logits(x).softmax(-1), lambda x: logits(x).argmax(-1), input_shape, num_classes, budget

@@ -35,7 +35,8 @@ log = logging.getLogger("fedsnn")
 
 def gamin_config(cfg: RunConfig) -> GaminConfig:
     """LeNet-shaped global models get the convolutional generator and surrogate."""
-    return GaminConfig(budget=cfg.gamin_budget, architecture="conv", seed=cfg.seed)
+    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    return GaminConfig(budget=cfg.gamin_budget, architecture="conv", seed=cfg.seed, device=device)
 
 
 def invert_global_model(cfg: RunConfig, state: dict[str, torch.Tensor], server_round: int, run_dir: Path) -> list[dict]:
@@ -45,12 +46,12 @@ def invert_global_model(cfg: RunConfig, state: dict[str, torch.Tensor], server_r
     try:
         test = dataset_for(cfg).test
         spec = model_spec(cfg, test)
+        config = gamin_config(cfg)
         model = build_model(spec)
         model.load_state_dict(state)
-        model.eval()
+        model.eval().to(config.device)
         classes = cfg.gamin_class_list() or list(range(spec.num_classes))
         attacker = oracle_for_classifier(model, spec.input_shape, spec.num_classes, budget=cfg.gamin_budget * len(classes))
-        config = gamin_config(cfg)
         results = run_gamin(attacker, config, classes, log=log.info)
         evaluator = oracle_for_classifier(model, spec.input_shape, spec.num_classes)
         evaluated = evaluate_gamin(results, test, evaluator, seed=cfg.seed, probes=config.probes)

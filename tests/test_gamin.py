@@ -94,3 +94,21 @@ def test_warmup_ignores_early_m_global() -> None:
         config = GaminConfig(budget=6 * 32, batch_size=16, num_samples=4, warmup=warmup)
         (r,) = run_gamin(oracle_for_target(target), config, classes=[1], log=lambda s: None)
         assert r.iterations == 6 and first_allowed <= r.best_iteration < 6 and math.isfinite(r.m_global)
+
+
+def test_device_validated() -> None:
+    with pytest.raises(ConfigError, match="gamin-device"):
+        GaminConfig(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            GaminConfig(device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("kind", ["ann", "snn"])
+def test_cuda_run_matches_shapes_and_returns_cpu_results(kind: str) -> None:
+    target = build_target(TargetSpec(kind, (1, 8, 8), 3, hidden=30, timesteps=4)).cuda()
+    config = GaminConfig(budget=4 * 32, batch_size=16, num_samples=5, device="cuda")
+    (r,) = run_gamin(oracle_for_target(target), config, classes=[1], log=lambda s: None)
+    assert r.samples.device.type == "cpu" and r.samples.shape == (5, 1, 8, 8)
+    assert next(r.surrogate.parameters()).device.type == "cpu" and math.isfinite(r.m_global)
