@@ -21,7 +21,7 @@ from attacks.config import AttackConfig
 from attacks.observation import ObservedUpdate
 from attacks.result import Reconstruction
 
-Job = tuple[Sequence[ObservedUpdate], AttackConfig, str, Sequence[int]]  # updates, config, attack, seeds
+Job = tuple[Sequence[ObservedUpdate], AttackConfig, str, Sequence[int], int]  # updates, config, attack, seeds, slots
 
 
 def default_workers() -> int:
