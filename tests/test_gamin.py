@@ -112,3 +112,15 @@ def test_cuda_run_matches_shapes_and_returns_cpu_results(kind: str) -> None:
     (r,) = run_gamin(oracle_for_target(target), config, classes=[1], log=lambda s: None)
     assert r.samples.device.type == "cpu" and r.samples.shape == (5, 1, 8, 8)
     assert next(r.surrogate.parameters()).device.type == "cpu" and math.isfinite(r.m_global)
+
+
+def test_probe_study_distills_on_each_distribution() -> None:
+    from simulations.gamin.probe_study import PROBES, distill
+
+    target = build_target(TargetSpec("ann", (1, 28, 28), 10, hidden=16))
+    test = LabelledData(torch.rand(20, 1, 28, 28), torch.arange(20) % 10, 10)
+    for name, probe in PROBES.items():
+        x = probe(64, torch.Generator().manual_seed(0))
+        assert x.shape == (64, 1, 28, 28), name
+        a_s, entropy, counts = distill(oracle_for_target(target), probe, steps=2, seed=0, test=test)
+        assert 0 <= a_s <= 100 and 0 <= entropy <= math.log(10) + 1e-4 and sum(counts) == 128
