@@ -31,7 +31,7 @@ from fedsnn.targets import load_target
 from simulations.gamin.report import markdown_table
 from simulations.gamin.reproduce import target_path
 
-Probe = Callable[[int, torch.Generator], torch.Tensor]
+Probe = Callable[[int, torch.Generator], torch.Tensor]  # (n, generator) -> [n, 1, 28, 28]
 SHAPE = (1, 28, 28)
 
 
@@ -39,13 +39,15 @@ def _intensity(n: int, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, 1, 1, 1, generator=gen)
 
 
+# normal N(0, 1); uniform U(0, 1); uniform-dimmed U(0, 1) x one U(0, 1) brightness per probe;
+# sparse: U(0, 1) pixels kept with a per-probe random density; mnist-moments: N(0.1307, 0.3081) clamped to [0, 1]
 PROBES: dict[str, Probe] = {
-    "normal N(0,1)": lambda n, g: torch.randn(n, *SHAPE, generator=g),
-    "uniform U(0,1)": lambda n, g: torch.rand(n, *SHAPE, generator=g),
-    "uniform x random brightness": lambda n, g: torch.rand(n, *SHAPE, generator=g) * _intensity(n, g),
-    "sparse uniform (random density)": lambda n, g: torch.rand(n, *SHAPE, generator=g)
+    "normal": lambda n, g: torch.randn(n, *SHAPE, generator=g),
+    "uniform": lambda n, g: torch.rand(n, *SHAPE, generator=g),
+    "uniform-dimmed": lambda n, g: torch.rand(n, *SHAPE, generator=g) * _intensity(n, g),
+    "sparse": lambda n, g: torch.rand(n, *SHAPE, generator=g)
     * (torch.rand(n, *SHAPE, generator=g) < _intensity(n, g)).float(),
-    "MNIST-moment normal, clamped": lambda n, g: (0.1307 + 0.3081 * torch.randn(n, *SHAPE, generator=g)).clamp(0, 1),
+    "mnist-moments": lambda n, g: (0.1307 + 0.3081 * torch.randn(n, *SHAPE, generator=g)).clamp(0, 1),
 }
 COLUMNS = ("target", "probes", "steps", "A_S", "target_entropy", "target_label_counts", "wall_s")
 
