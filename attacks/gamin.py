@@ -27,12 +27,13 @@ Probe distribution. The paper says only "random inputs". We default to N(0, 1),
 the distribution it names for z, because it is the one that reproduces the
 paper: measured on our MNIST FC-3000 ANN (1,000 distillation steps, batch
 128, surrogate on probes only), N(0, 1) probes give surrogate test accuracy
-A_S 64.4% (paper 68.1) and the target labels them with every class, while
+A_S 64.3% (paper 68.1) and the target labels them with every class, while
 U(0, 1) probes give A_S 13.4% and the target calls almost all of them 3 or 5;
 the rate-encoded SNN clamps negative values to 0 and gives A_S 15.0% on N(0, 1)
 probes (paper 19.9). With U(0, 1) probes the surrogate never learns what the
 target calls a 0 and the generator collapses onto dark saturated images
-(``probes="uniform"`` keeps that variant for comparison).
+(``probes="uniform"`` keeps that variant for comparison; the study is
+``simulations/gamin/probe_study.py``).
 
 Attack-side metrics (no ground truth): M_global and A_SoG (surrogate accuracy
 on the kept generator's samples). ``fedsnn.evaluation.evaluate_gamin`` adds, for the analysis
