@@ -13,7 +13,6 @@ and budget.md (one row per target, class, budget, warm-up).
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from attacks.gamin import GaminConfig, attack_class
 from attacks.oracle import oracle_for_target
 from fedsnn.data import load_dataset
 from fedsnn.evaluation import evaluate_gamin
-from fedsnn.targets import load_target
-from simulations.gamin.report import markdown_table
-from simulations.gamin.reproduce import target_path
+from simulations.gamin.report import write_rows
+from simulations.gamin.reproduce import add_cached_target_args, load_cached_target
 
 COLUMNS = ("target", "class", "budget", "warmup", "best_iteration", "m_global", "A_SoG", "A_T", "wall_s")
 
@@ -37,10 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--classes", default="0,7")
     p.add_argument("--budgets", default="19200,64000,128000")
     p.add_argument("--warmups", default="0,100")
-    p.add_argument("--epochs-ann", type=int, default=10)
-    p.add_argument("--epochs-snn", type=int, default=2)
-    p.add_argument("--cache-dir", type=Path, default=Path(".fedsnn-cache/gamin"))
-    p.add_argument("--seed", type=int, default=0)
+    add_cached_target_args(p)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -48,8 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     test = load_dataset("mnist", args.data_dir).test
     rows = []
     for kind in args.targets.split(","):
-        epochs = args.epochs_ann if kind == "ann" else args.epochs_snn
-        model, _ = load_target(target_path(args.cache_dir, "mnist", kind, epochs, args.seed))
+        model = load_cached_target(args, "mnist", kind)
         for c in (int(x) for x in args.classes.split(",")):
             for budget in (int(x) for x in args.budgets.split(",")):
                 for warmup in (int(x) for x in args.warmups.split(",")):
@@ -62,9 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                                  f"{r.combined_accuracy:.1f}", f"{r.target_accuracy:.1f}",
                                  f"{time.perf_counter() - start:.0f}")])
                     print(" ".join(rows[-1]), flush=True)
-                    with (args.out / "budget.csv").open("w", newline="") as f:
-                        csv.writer(f).writerows([COLUMNS, *rows])
-                    (args.out / "budget.md").write_text(markdown_table(COLUMNS, rows))
+                    write_rows(args.out, "budget", COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ boundaries; one it labels "3" throughout teaches nothing. Targets come from
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,9 +26,8 @@ from attacks.gamin import percent_correct, soft_cross_entropy
 from attacks.gamin_nets import fc_surrogate
 from attacks.oracle import oracle_for_target
 from fedsnn.data import load_dataset
-from fedsnn.targets import load_target
-from simulations.gamin.report import markdown_table
-from simulations.gamin.reproduce import target_path
+from simulations.gamin.report import write_rows
+from simulations.gamin.reproduce import add_cached_target_args, load_cached_target
 
 Probe = Callable[[int, torch.Generator], torch.Tensor]  # (n, generator) -> [n, 1, 28, 28]
 SHAPE = (1, 28, 28)
@@ -77,10 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--targets", default="ann,snn")
     p.add_argument("--steps", default="1000,300", help="distillation steps per target, in --targets order")
     p.add_argument("--probes", default=",".join(PROBES), help="comma-separated names from: " + ", ".join(PROBES))
-    p.add_argument("--epochs-ann", type=int, default=10)
-    p.add_argument("--epochs-snn", type=int, default=2)
-    p.add_argument("--cache-dir", type=Path, default=Path(".fedsnn-cache/gamin"))
-    p.add_argument("--seed", type=int, default=0)
+    add_cached_target_args(p)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     names = [n for n in args.probes.split(",") if n]
@@ -94,17 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     test = load_dataset("mnist", args.data_dir).test
     rows = []
     for kind, steps in zip(args.targets.split(","), (int(s) for s in args.steps.split(","))):
-        epochs = args.epochs_ann if kind == "ann" else args.epochs_snn
-        model, _ = load_target(target_path(args.cache_dir, "mnist", kind, epochs, args.seed))
+        model = load_cached_target(args, "mnist", kind)
         for name in names:
             start = time.perf_counter()
             a_s, entropy, counts = distill(oracle_for_target(model, seed=args.seed), PROBES[name], steps, args.seed, test)
             rows.append([kind, name, str(steps), f"{a_s:.1f}", f"{entropy:.3f}", " ".join(map(str, counts)),
                          f"{time.perf_counter() - start:.0f}"])
             print(" | ".join(rows[-1]), flush=True)
-            with (args.out / "probes.csv").open("w", newline="") as f:
-                csv.writer(f).writerows([COLUMNS, *rows])
-            (args.out / "probes.md").write_text(markdown_table(COLUMNS, rows))
+            write_rows(args.out, "probes", COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,13 @@ def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+def write_rows(out_dir: Path, stem: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Rewrite <stem>.csv and <stem>.md with every row so far (call after each row, so a stopped run keeps them)."""
+    with (out_dir / f"{stem}.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([head, *rows])
+    (out_dir / f"{stem}.md").write_text(markdown_table(head, rows))
+
+
 def save_grid(path: Path, results: dict[str, list[GaminResult]], originals: dict[int, torch.Tensor],
               max_classes: int = 10, per_class: int = 1) -> None:
     """Figs 3-4 layout: one column per class; rows = a real training image,

@@ -67,6 +67,21 @@ def target_path(cache_dir: Path, dataset: str, kind: str, epochs: int, seed: int
     return cache_dir / f"{dataset}-{kind}-v3-e{epochs}{lr_tag}-s{seed}.pt"
 
 
+def add_cached_target_args(p: argparse.ArgumentParser) -> None:
+    """Flags naming a target trained earlier by this script (for the studies that reuse it)."""
+    p.add_argument("--epochs-ann", type=int, default=10)
+    p.add_argument("--epochs-snn", type=int, default=2)
+    p.add_argument("--cache-dir", type=Path, default=Path(".fedsnn-cache/gamin"))
+    p.add_argument("--seed", type=int, default=0)
+
+
+def load_cached_target(args: argparse.Namespace, dataset: str, kind: str) -> Target:
+    """The cached target of ``kind`` named by ``add_cached_target_args``' flags (run this script first)."""
+    epochs = args.epochs_ann if kind == "ann" else args.epochs_snn
+    model, _ = load_target(target_path(args.cache_dir, dataset, kind, epochs, args.seed))
+    return model
+
+
 def get_target(kind: str, data: LabelledData, test: LabelledData, args: argparse.Namespace,
                log: Callable[[str], None]) -> tuple[Target, float, float]:
     """Load the cached target or train it; returns (model, test accuracy, training seconds)."""
