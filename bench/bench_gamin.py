@@ -20,7 +20,7 @@ import torch
 from snntorch import spikegen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fedsnn.targets import SNNTarget, TargetSpec, build_target  # noqa: E402
+from fedsnn.task.models import SNNTarget, TargetSpec, build_target  # noqa: E402
 
 
 def per_second(fn: Callable[[], object], batch: int, repeats: int) -> float:

@@ -22,7 +22,6 @@ Each line is printed as soon as it is measured; ``--models``/``--attacks``/
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import math
@@ -32,16 +31,18 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from attacks import AttackConfig, ObservedUpdate, get_attack, reconstruct_many
-from attacks.matching import GradientMatcher
-from fedsnn.data import load_dataset
-from fedsnn.models import ModelSpec, build_model
+from attacks.gradient import GradientMatcher
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import client_train, global_evaluation, initial_model
+from fedsnn.launch import launch, toml_overrides
+from fedsnn.task.data import load_dataset
+from fedsnn.task.models import ModelSpec, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path("/work/shared/data")
@@ -94,22 +95,14 @@ def throughput(model: str, attack: str, args: argparse.Namespace) -> str:
             f"{qb[0]:.0f}%, median PSNR {qa[1]:.1f} vs {qb[1]:.1f} dB | all batched: {qall[0]:.0f}%, {qall[1]:.1f} dB")
 
 
-@contextlib.contextmanager
-def counting_ticks() -> Iterator[list[int]]:
-    """Count the batched evaluations (ticks: one per call, of every slot running) made inside."""
-    from attacks.batched import Queue
-
-    counted, original = [0], Queue._evaluate
-
-    def evaluate(self: Queue, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        counted[0] += 1
-        return original(self, idx, x)
-
-    Queue._evaluate = evaluate  # type: ignore[method-assign]
-    try:
-        yield counted
-    finally:
-        Queue._evaluate = original  # type: ignore[method-assign]
+def queue_ticks(results: list) -> int:
+    """Batched evaluations (ticks) of the queues behind ``results``, from the engine's own
+    ``diagnostics['queue']`` (each queue's victims are consecutive and share one entry)."""
+    total, i = 0, 0
+    while i < len(results):
+        queue = results[i].diagnostics["queue"]
+        total, i = total + queue["ticks"], i + queue["victims"]
+    return total
 
 
 def refill_throughput(model: str, attack: str, args: argparse.Namespace) -> str:
@@ -125,11 +118,10 @@ def refill_throughput(model: str, attack: str, args: argparse.Namespace) -> str:
     observed, truth = victims(spec, args.queue)
     runs, times, ticks = {}, {}, {}
     for name, refill in (("refill", True), ("fixed", False)):
-        with counting_ticks() as counted:
-            start = time.perf_counter()
-            runs[name] = reconstruct_many(observed, config, attack, max_victims=args.victims, refill=refill)
-            times[name] = time.perf_counter() - start
-        ticks[name] = counted[0]
+        start = time.perf_counter()
+        runs[name] = reconstruct_many(observed, config, attack, max_victims=args.victims, refill=refill)
+        times[name] = time.perf_counter() - start
+        ticks[name] = queue_ticks(runs[name])
     start = time.perf_counter()
     alone = [get_attack(attack)(o, config) for o in observed[:args.alone]]
     times["alone"] = time.perf_counter() - start
@@ -176,10 +168,6 @@ def flower(args: argparse.Namespace) -> str:
     SuperLink, Ray and ten client processes, each of which loads its data then.
     Both sides evaluate the global model after every round, as the ServerApp does.
     """
-    from fedsnn.config import RunConfig
-    from fedsnn.federation import client_train, global_evaluation, initial_model
-    from fedsnn.launch import launch, toml_overrides
-
     data_dir = str(SHARED_DATA) if SHARED_DATA.exists() else ""
     overrides = {"attacks": "none", "gamin-rounds": "none", "judge": "none", "num-rounds": 5, "mode": "fedavg",
                  "local-epochs": 1, "fraction-train": 1.0, "output-dir": "/tmp/fedsnn-bench-runs",

@@ -1,4 +1,4 @@
-"""Flower ClientApp: thin handlers over fedsnn.federation.
+"""Flower ClientApp: thin handlers over fedsnn.experiment.federation.
 
 A client answers two kinds of message: ``query`` (which partition it holds,
 so the server can sample clients reproducibly) and ``train`` (local training
@@ -13,8 +13,8 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedsnn.config import RunConfig
-from fedsnn.federation import client_train
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import client_train
 
 torch.set_num_threads(1)  # one intra-op thread per simulated client (ENVIRONMENT.md)
 

@@ -6,11 +6,15 @@ from collections.abc import Iterable
 
 
 class ConfigError(ValueError):
-    """A run-config value is invalid; raised before any work starts.
+    """A setting is invalid; raised before any work starts.
 
     The message names the key, the bad value and what would have been valid,
-    so that a user can fix the run config without reading code.
+    so that a user can fix the setting without reading code. ``kind`` names
+    where the key lives ('setting' of a Python config object by default;
+    ``RunConfigError`` says 'run-config key').
     """
+
+    kind = "setting"
 
     def __init__(self, key: str, value: object, valid: Iterable[object] | str) -> None:
         if isinstance(valid, str):
@@ -18,7 +22,13 @@ class ConfigError(ValueError):
         else:
             expected = "one of " + ", ".join(repr(v) for v in valid)
         self.key, self.value, self.expected = key, value, expected
-        super().__init__(f"run-config key '{key}': got {value!r}; expected {expected}")
+        super().__init__(f"{self.kind} '{key}': got {value!r}; expected {expected}")
+
+
+class RunConfigError(ConfigError):
+    """A key of Flower's run config (``[tool.flwr.app.config]`` / ``--run-config``) is invalid."""
+
+    kind = "run-config key"
 
 
 class DataNotFoundError(FileNotFoundError):

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedsnn.config import RunConfig
+from fedsnn.experiment.config import RunConfig
 from fedsnn.errors import ConfigError, DataNotFoundError
-from fedsnn.federation import dataset_for
+from fedsnn.experiment.federation import dataset_for
 
 DEFAULT_FEDERATION = "num-supernodes=2 client-resources-num-cpus=1"
 

@@ -22,21 +22,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from attacks.gamin import GaminConfig, GaminResult, run_gamin  # noqa: E402
-from attacks.oracle import oracle_for_classifier  # noqa: E402
-from fedsnn.config import RunConfig  # noqa: E402
-from fedsnn.evaluation import evaluate_gamin  # noqa: E402
-from fedsnn.federation import dataset_for, model_spec  # noqa: E402
-from fedsnn.models import build_model  # noqa: E402
-from fedsnn.runs import RecordLog  # noqa: E402
+from attacks.blackbox import GaminConfig, GaminResult, run_gamin  # noqa: E402
+from attacks.blackbox import oracle_for_classifier  # noqa: E402
+from fedsnn.experiment.config import RunConfig  # noqa: E402
+from fedsnn.analysis.scoring import evaluate_gamin  # noqa: E402
+from fedsnn.experiment.federation import dataset_for, model_spec  # noqa: E402
+from fedsnn.task.models import build_model  # noqa: E402
+from fedsnn.experiment.runs import RecordLog  # noqa: E402
+from fedsnn.experiment.settings import gamin_config  # noqa: E402
 
 log = logging.getLogger("fedsnn")
-
-
-def gamin_config(cfg: RunConfig) -> GaminConfig:
-    """LeNet-shaped global models get the convolutional generator and surrogate."""
-    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    return GaminConfig(budget=cfg.gamin_budget, architecture="conv", seed=cfg.seed, device=device)
 
 
 def invert_global_model(cfg: RunConfig, state: dict[str, torch.Tensor], server_round: int, run_dir: Path) -> list[dict]:

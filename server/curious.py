@@ -21,24 +21,14 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
 from attacks import AttackConfig, ObservedUpdate, Reconstruction, reconstruct_many
-from attacks.parallel import default_workers
-from fedsnn.config import RunConfig
-from fedsnn.federation import dataset_for, model_spec
-from fedsnn.leakage import LeakageRecorder
+from attacks.batched import default_workers
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import dataset_for, model_spec
+from fedsnn.experiment.leakage import LeakageRecorder
+from fedsnn.experiment.settings import attack_config
 from server.strategy import PartitionSampledFedAvg
 
 log = logging.getLogger("fedsnn")
-
-
-def attack_config(cfg: RunConfig) -> AttackConfig:
-    """The attacker's settings, from the run config (read once, at the edge)."""
-    return AttackConfig(
-        optimizer=cfg.attack_optimizer, lr=1.0 if cfg.attack_optimizer == "lbfgs" else 0.1,
-        iterations=cfg.attack_iterations, grnn_iterations=cfg.attack_iterations, restarts=cfg.attack_restarts,
-        seed=cfg.seed, thresholding=cfg.thresholding, tau=cfg.tau, fedavg_handling=cfg.fedavg_handling,
-        time_budget_s=cfg.attack_time_budget, max_samples=cfg.attack_samples,
-        device="cuda" if cfg.device == "cuda" else "cpu",
-    )
 
 
 def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:

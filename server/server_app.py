@@ -14,10 +14,11 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from fedsnn.config import RunConfig
-from fedsnn.federation import dataset_for, global_evaluation, initial_model, partition_report
-from fedsnn.leakage import LeakageRecorder
-from fedsnn.recorder import RunRecorder
+from fedsnn.analysis.judges import load_judge
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import dataset_for, global_evaluation, initial_model, partition_report
+from fedsnn.experiment.leakage import LeakageRecorder
+from fedsnn.experiment.recorder import RunRecorder
 from server.black_box import invert_global_model
 from server.curious import CuriousFedAvg
 
@@ -58,8 +59,6 @@ def main(grid: Grid, context: Context) -> None:
 def judge_for(cfg: RunConfig):
     """The judge model for attack success rate, trained once and cached; (None, why) if unavailable."""
     try:
-        from fedsnn.judges import load_judge
-
         judge = load_judge(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.timesteps, cfg.seed,
                            train_if_missing=cfg.judge == "auto")
         return judge, "" if judge is not None else "no cached judge: ASR not measured (judge='auto' trains one)"

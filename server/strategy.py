@@ -1,7 +1,7 @@
 """FedAvg with reproducible, partition-based client sampling and round records.
 
 Flower samples random node ids, which differ between runs; this strategy
-samples *partitions* with a seeded RNG (``fedsnn.federation.sample_partitions``)
+samples *partitions* with a seeded RNG (``fedsnn.experiment.federation.sample_partitions``)
 so an ANN fleet and an SNN fleet of one seed train the same clients in the same
 rounds. Aggregation is FedAvg's own (``super().aggregate_train``).
 """
@@ -15,9 +15,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedsnn.config import RunConfig
-from fedsnn.federation import sample_partitions
-from fedsnn.recorder import RunRecorder
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import sample_partitions
+from fedsnn.experiment.recorder import RunRecorder
 
 log = logging.getLogger("fedsnn")
 

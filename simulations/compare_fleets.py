@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 
 from fedsnn.launch import DEFAULT_FEDERATION, launch, toml_overrides
-from fedsnn.reporting import compare
-from fedsnn.runs import create_run_dir
+from fedsnn.experiment.reporting import compare
+from fedsnn.experiment.runs import create_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FLEETS = ("lenet", "snn-lenet")

@@ -30,10 +30,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from attacks import AttackConfig, get_attack  # noqa: E402
-from fedsnn.data import load_dataset  # noqa: E402
-from fedsnn.judges import load_judge  # noqa: E402
-from fedsnn.models import ModelSpec  # noqa: E402
-from fedsnn.runs import RecordLog, provenance, read_jsonl  # noqa: E402
+from fedsnn.task.data import load_dataset  # noqa: E402
+from fedsnn.analysis.judges import load_judge  # noqa: E402
+from fedsnn.task.models import ModelSpec  # noqa: E402
+from fedsnn.experiment.runs import RecordLog, read_jsonl
+from fedsnn.provenance import provenance  # noqa: E402
 from simulations.table4 import client_update, encode_pixels, sample_indices, score  # noqa: E402
 
 GRID_SAMPLES = 4

@@ -5,7 +5,7 @@ sample, a fresh model (U(-0.5, 0.5) init, seed varied per sample as the paper
 re-initialises), the client's FedSGD update on that one sample (``train_local``:
 update = -lr * gradient, exactly what fedsnn's clients send), the server's view
 of it (``ObservedUpdate``), the attack, and only then scoring against ground
-truth (``fedsnn.metrics``) and the judge (ASR)::
+truth (``fedsnn.analysis.metrics``) and the judge (ASR)::
 
     python -m simulations.table4 --datasets mnist,lfw --attacks dlg,idlg,grnn \
         --models lenet,snn-lenet --samples 100 --snn-samples 20 \
@@ -40,14 +40,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attacks import AttackConfig, ObservedUpdate, Reconstruction, get_attack, reconstruct_many
-from attacks.batched import BATCHED_ATTACKS, MAX_VICTIMS
-from fedsnn.data import LabelledData, load_dataset
-from fedsnn.judges import DEFAULT_CACHE, load_judge
-from fedsnn.metrics import score_batch
-from fedsnn.models import ModelSpec, build_model
-from fedsnn.runs import RecordLog, provenance, read_jsonl
-from fedsnn.training import train_local
+from attacks import BATCHED, AttackConfig, ObservedUpdate, Reconstruction, get_attack, reconstruct_many
+from attacks.batched import MAX_VICTIMS
+from fedsnn.task.data import LabelledData, load_dataset
+from fedsnn.analysis.judges import DEFAULT_CACHE, load_judge
+from fedsnn.analysis.metrics import score_batch
+from fedsnn.task.models import ModelSpec, build_model
+from fedsnn.experiment.runs import RecordLog, read_jsonl
+from fedsnn.provenance import provenance
+from fedsnn.task.training import train_local
 from simulations.table4_report import GRID, SCORES, cached_judge, report
 
 CSV_FIELDS = ["dataset", "model", "attack", "sample", "train_index", "label", "model_seed", "status", "final_loss",
@@ -185,14 +186,14 @@ def batches(tasks: list[Task], size: int, workers: int) -> list[list[Task]]:
         cells.setdefault((t.dataset, t.model, t.attack, t.time_budget), []).append(t)
     out = []
     for (_, _, attack, _), members in cells.items():
-        step = min(size, -(-len(members) // max(1, workers))) if attack in BATCHED_ATTACKS else 1
+        step = min(size, -(-len(members) // max(1, workers))) if attack in BATCHED else 1
         out += [members[i:i + step] for i in range(0, len(members), step)]
     return out
 
 
 def run_unit(unit: list[Task], batched: bool = True) -> list[dict[str, object]]:
     """A batch of one cell through the fast path, or its tasks one at a time."""
-    if batched and unit[0].attack in BATCHED_ATTACKS:
+    if batched and unit[0].attack in BATCHED:
         return run_batch(unit)
     return [run_task(t) for t in unit]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fedsnn.data import load_dataset
-from fedsnn.judges import DEFAULT_CACHE, cache_paths, load_judge
-from fedsnn.metrics import SampleRecord, attack_success_rate, summarise
-from fedsnn.runs import read_jsonl
+from fedsnn.task.data import load_dataset
+from fedsnn.analysis.judges import DEFAULT_CACHE, cache_paths, load_judge
+from fedsnn.analysis.metrics import SampleRecord, attack_success_rate, summarise
+from fedsnn.experiment.runs import read_jsonl
 
 GRID = 8  # reconstructions kept (as uint8) for the image grid, per cell
 PAPER = {  # Table IV: (ASR %, MSE, SSIM, PSNR dB), 1,000 samples per cell
@@ -44,7 +44,7 @@ def cached_judge(dataset: str, data_dir: str, seed: int, cache_dir: str):
 
 
 def cell_summaries(records: list[dict], ceiling: dict[str, object] | None = None) -> dict[tuple[str, str, str], dict]:
-    """(dataset, attack, model) -> fedsnn.metrics.summarise of its records, plus seconds and statuses.
+    """(dataset, attack, model) -> fedsnn.analysis.metrics.summarise of its records, plus seconds and statuses.
 
     ``ceiling``: dataset -> callable(records) giving the judge's accuracy on the
     same samples' originals (the best ASR a perfect attack could reach).

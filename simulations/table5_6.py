@@ -3,12 +3,12 @@
 Table V: for each sample, a fresh SNN-LeNet (U(-0.5, 0.5) init) takes one FedSGD
 step on one event sample [T, 2, H, W]; DLG and iDLG rebuild it from the update,
 binarised after the attack (Algorithm 1, 'post') or after every update
-(Algorithm 2, 'in') at each tau (``attacks.thresholding.sweep``); l2 to the
+(Algorithm 2, 'in') at each tau (``attacks.gradient.thresholding.sweep``); l2 to the
 original and the DVS judge's accuracy (ASR) are recorded. Table VI: l2 between
 real samples of the same class (intra) and of different classes (inter).
 
 Data: DVS128 Gesture when ``--data-dir`` holds it (tonic layout, see
-fedsnn.data.loaders), otherwise SYNTHETIC event data from ``synthetic_gestures``,
+fedsnn.task.data.loaders), otherwise SYNTHETIC event data from ``synthetic_gestures``,
 and every output says so: synthetic numbers are not comparable to the paper's::
 
     python -m simulations.table5_6 --data-dir /work/shared/data --samples 5 \
@@ -31,12 +31,13 @@ import numpy as np
 import torch
 
 from attacks import AttackConfig, get_attack
-from attacks.thresholding import ALGORITHMS, TAUS, sweep
-from fedsnn.data import LabelledData, Split, load_dataset
+from attacks.gradient import ALGORITHMS, TAUS, sweep
+from fedsnn.task.data import LabelledData, Split, load_dataset
 from fedsnn.errors import DataNotFoundError
-from fedsnn.judges import DEFAULT_CACHE, ModelJudge, Recipe, cache_paths, fit_judge, load_judge
-from fedsnn.models import ModelSpec
-from fedsnn.runs import RecordLog, provenance, read_jsonl
+from fedsnn.analysis.judges import DEFAULT_CACHE, ModelJudge, Recipe, cache_paths, fit_judge, load_judge
+from fedsnn.task.models import ModelSpec
+from fedsnn.experiment.runs import RecordLog, read_jsonl
+from fedsnn.provenance import provenance
 from simulations.table4 import client_update, sample_indices, score
 
 PAPER_V = {  # (attack, tau) -> (post ASR %, post l2, in ASR %, in l2)

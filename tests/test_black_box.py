@@ -8,7 +8,7 @@ from flwr.app import Context, RecordDict
 from flower_grid import InMemoryGrid
 
 from clients.client_app import app as client_app
-from fedsnn.runs import read_jsonl
+from fedsnn.experiment.runs import read_jsonl
 from server.server_app import main as server_main
 
 

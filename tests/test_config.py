@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedsnn.config import RunConfig
+from fedsnn.experiment.config import RunConfig, markdown_table
 from fedsnn.errors import ConfigError
 from fedsnn.launch import main as launch
 
@@ -70,3 +70,10 @@ def test_config_hash_changes_with_any_value():
 def test_launcher_rejects_bad_input_before_starting_flower(override, fragment, capsys):
     assert launch([str(ROOT), "--run-config", override]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_readme_key_table_is_the_generated_one():
+    """README's "Run-config keys" table is ``markdown_table()`` verbatim (regenerate with
+    ``python -m fedsnn.experiment.config``)."""
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme

@@ -9,10 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fedsnn.data import load_dataset
-from fedsnn.data.idx import read_idx, write_idx
-from fedsnn.data.loaders import load_att_faces, load_cifar100, load_dvs_gesture, load_lfw, load_mnist
-from fedsnn.data.partition import class_histograms, partition
+from fedsnn.task.data import class_histograms, load_dataset, partition
+from fedsnn.task.data.idx import read_idx, write_idx
+from fedsnn.task.data.loaders import load_att_faces, load_cifar100, load_dvs_gesture, load_lfw, load_mnist
 from fedsnn.errors import DataNotFoundError
 
 rng = np.random.default_rng(0)

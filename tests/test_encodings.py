@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fedsnn.encodings import encode, latency, rate, replicate
+from fedsnn.task.models.encodings import encode, latency, rate, replicate
 from fedsnn.errors import ConfigError
 
 

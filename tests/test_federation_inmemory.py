@@ -10,9 +10,9 @@ from flwr.app import Context, RecordDict
 from flower_grid import InMemoryGrid
 
 from clients.client_app import app as client_app
-from fedsnn.config import RunConfig
-from fedsnn.federation import client_train, initial_model, sample_partitions
-from fedsnn.runs import read_jsonl
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import client_train, initial_model, sample_partitions
+from fedsnn.experiment.runs import read_jsonl
 from server.server_app import main as server_main
 
 

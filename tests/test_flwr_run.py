@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fedsnn.launch import main as launch
-from fedsnn.reporting import compare
-from fedsnn.runs import read_jsonl
+from fedsnn.experiment.reporting import compare
+from fedsnn.experiment.runs import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 

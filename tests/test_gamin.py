@@ -5,13 +5,11 @@ import math
 import pytest
 import torch
 
-from fedsnn.evaluation import evaluate_gamin
-from attacks.gamin import (GaminConfig, fidelity, m_global, random_probes, run_gamin, soft_cross_entropy,
-                           update_k)
-from attacks.oracle import oracle_for_target
-from fedsnn.data.base import LabelledData
+from fedsnn.analysis.scoring import evaluate_gamin
+from attacks.blackbox import GaminConfig, fidelity, m_global, oracle_for_target, random_probes, run_gamin, update_k
+from fedsnn.task.models import TargetSpec, build_target, soft_cross_entropy
+from fedsnn.task.data import LabelledData
 from fedsnn.errors import ConfigError
-from fedsnn.targets import TargetSpec, build_target
 
 
 def test_update_k_and_clipping() -> None:

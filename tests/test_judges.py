@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import fedsnn.judges as judges
-from fedsnn.data.idx import write_idx
-from fedsnn.judges import DVSGestureSNN, ModelJudge, Recipe, cache_paths, load_checkpoint, load_judge, train_judge
+import fedsnn.analysis.judges as judges
+from fedsnn.task.data.idx import write_idx
+from fedsnn.analysis.judges import DVSGestureSNN, ModelJudge, Recipe, cache_paths, load_checkpoint, load_judge, train_judge
 
 
 def write_synthetic_mnist(root: Path, n_train: int = 200, n_test: int = 60, seed: int = 0) -> Path:

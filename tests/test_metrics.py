@@ -1,4 +1,4 @@
-"""fedsnn.metrics on cases worked out by hand."""
+"""fedsnn.analysis.metrics on cases worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fedsnn import metrics
+from fedsnn.analysis import metrics
 
 
 def test_mse_and_psnr_of_a_known_error() -> None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
-from fedsnn.models import ModelSpec, build_model
-from fedsnn.models.lenet import hidden_size
-from fedsnn.models.surrogate import ATan, Sigmoid
+from fedsnn.task.models import ModelSpec, build_model
+from fedsnn.task.models.lenet import hidden_size
+from fedsnn.task.models.surrogate import ATan, Sigmoid
 
 
 @pytest.mark.parametrize("shape,classes,hidden", [((1, 28, 28), 10, 588), ((3, 32, 32), 100, 768), ((1, 112, 92), 40, 12 * 28 * 23)])

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from attacks.oracle import QueryBudgetExhausted, QueryOracle, oracle_for_classifier, oracle_for_target
-from fedsnn.targets import TargetSpec, build_target
+from attacks.blackbox import QueryBudgetExhausted, QueryOracle, oracle_for_classifier, oracle_for_target
+from fedsnn.task.models import TargetSpec, build_target
 
 
 def _oracle(budget: int | None = None) -> QueryOracle:

@@ -11,7 +11,7 @@ import torch
 
 from attacks import AttackConfig
 
-from fedsnn.data import LabelledData
+from fedsnn.task.data import LabelledData
 from simulations import table4, table5_6
 from test_judges import write_synthetic_mnist
 

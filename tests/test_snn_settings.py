@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedsnn.runs import read_jsonl
+from fedsnn.experiment.runs import read_jsonl
 from simulations.snn_settings import main
 
 

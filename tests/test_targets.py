@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedsnn.data.base import LabelledData
+from fedsnn.task.data import LabelledData
 from fedsnn.errors import ConfigError
-from fedsnn.targets import (TargetSpec, accuracy, build_target, load_target, param_groups, save_target,
-                            train_target)
+from fedsnn.task.models import TargetSpec, build_target, load_target, save_target
+from fedsnn.task.target_training import accuracy, param_groups, train_target
 
 
 def _snn(**kw: object) -> torch.nn.Module:

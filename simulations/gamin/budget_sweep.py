@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from attacks.gamin import GaminConfig, attack_class
-from attacks.oracle import oracle_for_target
-from fedsnn.data import load_dataset
-from fedsnn.evaluation import evaluate_gamin
+from attacks.blackbox import GaminConfig, attack_class, oracle_for_target
+from fedsnn.task.data import load_dataset
+from fedsnn.analysis.scoring import evaluate_gamin
 from simulations.gamin.report import write_rows
 from simulations.gamin.reproduce import add_cached_target_args, load_cached_target
 

@@ -22,10 +22,9 @@ from typing import Callable
 
 import torch
 
-from attacks.gamin import percent_correct, soft_cross_entropy
-from attacks.gamin_nets import fc_surrogate
-from attacks.oracle import oracle_for_target
-from fedsnn.data import load_dataset
+from attacks.blackbox import fc_surrogate, oracle_for_target, percent_correct
+from fedsnn.task.models import soft_cross_entropy
+from fedsnn.task.data import load_dataset
 from simulations.gamin.report import write_rows
 from simulations.gamin.reproduce import add_cached_target_args, load_cached_target
 

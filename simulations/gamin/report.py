@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from attacks.gamin import GaminResult  # noqa: E402
+from attacks.blackbox import GaminResult  # noqa: E402
 from simulations.gamin.paper import TABLE_I, TABLE_II  # noqa: E402
 
 METRICS = ("m_global", "fidelity", "surrogate_accuracy", "combined_accuracy", "target_accuracy")

@@ -23,12 +23,11 @@ from typing import Callable
 import snntorch
 import torch
 
-from attacks.gamin import PROBES, GaminConfig, run_gamin
-from fedsnn.evaluation import evaluate_gamin
-from attacks.oracle import oracle_for_target
-from fedsnn.data import load_dataset
-from fedsnn.data.base import LabelledData
-from fedsnn.targets import Target, TargetSpec, accuracy, build_target, load_target, save_target, train_target
+from attacks.blackbox import PROBES, GaminConfig, oracle_for_target, run_gamin
+from fedsnn.analysis.scoring import evaluate_gamin
+from fedsnn.task.data import LabelledData, load_dataset
+from fedsnn.task.models import Target, TargetSpec, build_target, load_target, save_target
+from fedsnn.task.target_training import accuracy, train_target
 from simulations.gamin.report import save_grid, write_per_class, write_tables
 
 DEFAULT_LR = 1e-3

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attacks.observation import ObservedUpdate
-from fedsnn.models import ModelSpec, build_model
+from attacks.core import ObservedUpdate
+from fedsnn.task.models import ModelSpec, build_model
 
 MakeUpdate = Callable[..., ObservedUpdate]
 
@@ -51,7 +51,7 @@ def make_update() -> MakeUpdate:
 @pytest.fixture(scope="module")
 def mnist_digits() -> tuple[torch.Tensor, torch.Tensor]:
     """The first 8 test digits of the embedded MNIST sample: [8, 1, 28, 28], [8]."""
-    from fedsnn.data import load_dataset
+    from fedsnn.task.data import load_dataset
 
     test = load_dataset("mnist").test
     return test.samples[:8].clone(), test.labels[:8].clone()

@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import attacks
-from attacks.config import AttackConfig
-from attacks.matching import GradientMatcher
-from attacks.observation import ObservedUpdate
+from attacks.core import AttackConfig, ObservedUpdate
+from attacks.gradient import GradientMatcher
 from fedsnn.errors import ConfigError
-from fedsnn.models import ModelSpec
+from fedsnn.task.models import ModelSpec
 
 LENET = ModelSpec("lenet", (1, 28, 28), 10)
 TINY = AttackConfig(iterations=2, max_eval=3, grnn_iterations=2)

@@ -7,9 +7,9 @@ import math
 import torch
 
 import attacks
-from attacks.config import AttackConfig
-from attacks.idlg import infer_labels
-from fedsnn.models import ModelSpec
+from attacks.core import AttackConfig
+from attacks.gradient import infer_labels
+from fedsnn.task.models import ModelSpec
 
 LENET = ModelSpec("lenet", (1, 28, 28), 10)
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import attacks
-from attacks.config import AttackConfig
-from attacks.matching import GradientMatcher
-from fedsnn.models import ModelSpec
+from attacks.core import AttackConfig
+from attacks.gradient import GradientMatcher
+from fedsnn.task.models import ModelSpec
 
 SNN = ModelSpec("snn-lenet", (1, 28, 28), 10, timesteps=4)
 EVENTS = ModelSpec("snn-lenet", (2, 16, 16), 11, timesteps=4)

@@ -9,11 +9,10 @@ import torch
 
 import attacks
 from attacks.batched import StackedMatcher, reconstruct_many
-from attacks.config import AttackConfig
-from attacks.functional import stacked_logits
-from attacks.matching import GradientMatcher
+from attacks.core import AttackConfig
+from fedsnn.task.models import ModelSpec, build_model, stacked_logits
+from attacks.gradient import GradientMatcher
 from fedsnn.errors import ConfigError
-from fedsnn.models import ModelSpec, build_model
 
 LENET = ModelSpec("lenet", (1, 28, 28), 10)
 SNN = ModelSpec("snn-lenet", (1, 28, 28), 10, timesteps=3)

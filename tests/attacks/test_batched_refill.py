@@ -11,10 +11,10 @@ import torch
 
 import attacks
 from attacks.batched import reconstruct_many
-from attacks.batched_optim import Book
-from attacks.config import AttackConfig
-from attacks.matching import GradientMatcher
-from fedsnn.models import ModelSpec
+from attacks.batched.optim import Book
+from attacks.core import AttackConfig
+from attacks.gradient import GradientMatcher
+from fedsnn.task.models import ModelSpec
 
 LENET = ModelSpec("lenet", (1, 28, 28), 10)
 SNN = ModelSpec("snn-lenet", (1, 12, 12), 10, timesteps=3)
@@ -129,7 +129,7 @@ def test_history_reset_after_compaction_takes_a_free_row() -> None:
     """A slot refilled after the buffers were compacted (its old row now another
     slot's) gets a new row; its directions equal a fresh history's, and the
     running slots' directions are untouched."""
-    from attacks.batched_optim import History
+    from attacks.batched.optim import History
 
     gen = torch.Generator().manual_seed(0)
     n = 6

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import attacks
-from attacks.config import AttackConfig
-from attacks.thresholding import TAUS, binarise, binarise_, sweep
-from fedsnn.models import ModelSpec
+from attacks.core import AttackConfig
+from attacks.gradient import TAUS, binarise, sweep
+from attacks.gradient.thresholding import binarise_
+from fedsnn.task.models import ModelSpec
 
 EVENTS = ModelSpec("snn-lenet", (2, 8, 8), 5, timesteps=3)
 

@@ -1,0 +1,6 @@
+"""The batched engine: many victims in one optimisation (DLG and iDLG), the rest spread over processes."""
+
+from attacks.batched.engine import MAX_VICTIMS, StackedMatcher, reconstruct_many
+from attacks.batched.parallel import default_workers
+
+__all__ = ["MAX_VICTIMS", "StackedMatcher", "reconstruct_many", "default_workers"]

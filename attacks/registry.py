@@ -1,0 +1,27 @@
+"""The one registry of white-box attacks: name -> ``reconstruct(observed, config)``.
+
+``ATTACK_NAMES`` (the run-config choices) is derived from it; ``BATCHED``
+names the attacks the batched engine (``attacks.batched``) runs many victims
+at a time; the rest run one victim at a time through ``get_attack``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
+from attacks.gradient import dlg, grnn, idlg
+from fedsnn.errors import ConfigError
+
+Attack = Callable[[ObservedUpdate, AttackConfig], Reconstruction]
+
+ATTACKS: dict[str, Attack] = {"dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct}
+ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
+BATCHED: frozenset[str] = frozenset({"dlg", "idlg"})
+
+
+def get_attack(name: str) -> Attack:
+    """The ``reconstruct`` function of attack ``name``; ConfigError lists the valid names."""
+    if name not in ATTACKS:
+        raise ConfigError("attack", name, tuple(ATTACKS))
+    return ATTACKS[name]

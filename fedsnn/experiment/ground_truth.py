@@ -1,0 +1,25 @@
+"""The evaluator's view: a client's batch re-derived from the federation plan, never transmitted.
+
+A client's training batch in a round is a deterministic function of (dataset,
+seed, partition id, round) (``fedsnn.task.training.local_batches``). The
+evaluator re-derives it here to score a reconstruction; the attacker never
+calls this (its view is ``attacks.ObservedUpdate``, tested in
+tests/test_attacker_view.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.federation import dataset_for, local_plan, shards
+from fedsnn.task.data import LabelledData
+from fedsnn.task.training import local_batches
+
+
+def ground_truth(cfg: RunConfig, partition_id: int, num_partitions: int, server_round: int) -> LabelledData:
+    """The distinct samples client ``partition_id`` trained on in ``server_round``, in first-use order."""
+    batches = local_batches(shards(cfg, num_partitions)[partition_id], local_plan(cfg), cfg.seed, partition_id, server_round)
+    order = np.concatenate(batches)
+    _, first = np.unique(order, return_index=True)
+    return dataset_for(cfg).train.subset(order[np.sort(first)])

@@ -1,0 +1,37 @@
+"""Everything built from a RunConfig for the floors below it, each decision written once.
+
+The floors below the experiment never see a RunConfig: they take the typed
+objects made here (``AttackConfig``, ``GaminConfig``) and a concrete torch
+device name. ``resolve_device`` is the one place 'auto' is decided, so
+training, the gradient attacks and GAMIN always run on the same device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from attacks import AttackConfig
+from attacks.blackbox import GaminConfig
+from fedsnn.experiment.config import RunConfig
+
+
+def resolve_device(name: str) -> str:
+    """'cpu' | 'cuda' | 'auto' -> the concrete device: 'auto' is 'cuda' when one is visible."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def attack_config(cfg: RunConfig) -> AttackConfig:
+    """The curious server's attack settings (the optimiser's lr is the attack's own default)."""
+    return AttackConfig(
+        optimizer=cfg.attack_optimizer, iterations=cfg.attack_iterations, grnn_iterations=cfg.attack_iterations,
+        restarts=cfg.attack_restarts, seed=cfg.seed, thresholding=cfg.thresholding, tau=cfg.tau,
+        fedavg_handling=cfg.fedavg_handling, time_budget_s=cfg.attack_time_budget, max_samples=cfg.attack_samples,
+        device=resolve_device(cfg.device),
+    )
+
+
+def gamin_config(cfg: RunConfig) -> GaminConfig:
+    """LeNet-shaped global models get the convolutional generator and surrogate."""
+    return GaminConfig(budget=cfg.gamin_budget, architecture="conv", seed=cfg.seed, device=resolve_device(cfg.device))
