@@ -2,7 +2,8 @@
 
 ``reconstruct_many(observed, config, attack)`` returns, victim for victim, what
 ``attacks.get_attack(attack)(observed[i], config)`` returns (same statuses,
-reasons, diagnostics keys; same iterates up to floating-point noise), but runs
+reasons, diagnostics keys plus ``queue``: the ticks, victims and slots of the
+queue that ran it; same iterates up to floating-point noise), but runs
 the victims together: their weights and observed gradients are stacked on a
 slot axis (``StackedMatcher``), the models run as grouped convolutions
 (``fedsnn.task.models.stacked``), and each slot keeps its own optimiser state and
@@ -190,13 +191,16 @@ class Queue:
         if known is None:
             parts.append(torch.randn(matcher.layout.batch, matcher.num_classes, generator=generator).flatten())
         self.known[slot] = known
-        return torch.cat(parts).to(self.device), None if known is None else matcher.one_hot(known)
+        x0 = torch.cat(parts).to(self.device)
+        self.initial[slot] = x0.clone()
+        return x0, None if known is None else matcher.one_hot(known)
 
     def _build(self, slots: list[int]) -> None:
         """Book, optimiser and stacked victims for the first entries (``slots``: 0..k-1)."""
         config, matchers = self.config, [self.victims[self.owner[e]].matcher for e in slots]
         self.device = torch.device(config.device)
         self.known: list[torch.Tensor | None] = [None] * len(self.owner)
+        self.initial: list[torch.Tensor | None] = [None] * len(self.owner)  # each slot's x0 [n]
         starts = [self._start(e) for e in slots]
         self.stacked = StackedMatcher(matchers)
         self.layout, self.k = self.stacked.layout, matchers[0].num_classes
@@ -261,7 +265,8 @@ class Queue:
         trace.evaluations = int(book.evals[slot])
         dummy, probs = self._split(book.best[slot:slot + 1], torch.tensor([slot], device=self.device))
         chosen = probs[0].argmax(-1) if known is None else known
-        current = Attempt(dummy[0].detach().clone(), probs[0].detach().clone(), chosen, trace)
+        start_dummy = self.initial[slot][:self.size].view(self.layout.shape)  # type: ignore[index]
+        current = Attempt(dummy[0].detach().clone(), probs[0].detach().clone(), chosen, trace, start_dummy)
         victim.iterations += trace.iterations
         victim.evaluations += trace.evaluations
         victim.restarts = self.restart[slot] + 1

@@ -5,12 +5,13 @@ three types; they are the threat boundary in code (``ObservedUpdate`` has no
 field through which a client's data could enter).
 """
 
+from attacks.core.auxiliary import AuxiliaryData
 from attacks.core.config import (CLAMPS, DEVICES, DUMMY_LAYOUTS, FEDAVG_HANDLINGS, OPTIMIZERS, THRESHOLDINGS,
                                  AttackConfig)
 from attacks.core.observation import MODALITIES, MODES, ObservedUpdate
 from attacks.core.result import STATUSES, Reconstruction
 
 __all__ = [
-    "AttackConfig", "ObservedUpdate", "Reconstruction", "CLAMPS", "DEVICES", "DUMMY_LAYOUTS", "FEDAVG_HANDLINGS",
+    "AuxiliaryData", "AttackConfig", "ObservedUpdate", "Reconstruction", "CLAMPS", "DEVICES", "DUMMY_LAYOUTS", "FEDAVG_HANDLINGS",
     "OPTIMIZERS", "THRESHOLDINGS", "MODALITIES", "MODES", "STATUSES",
 ]

@@ -38,6 +38,10 @@ class Reconstruction:
         Objective (closure) evaluations, over all restarts.
     wall_time_s : float
         Wall-clock time of the whole attack.
+    initial : torch.Tensor | None
+        The kept restart's starting point, in the layout of ``samples`` (the
+        grey dummy, or GRNN's first generator output): the evaluator scores it
+        as a control, so a reconstruction is read against where it began.
     diagnostics : dict[str, object]
         Attack-specific facts, e.g. 'observed_grad_norm' (name -> float),
         'firing_rates' (per spiking layer, on the final dummy) so that an
@@ -54,6 +58,7 @@ class Reconstruction:
     evaluations: int = 0
     wall_time_s: float = 0.0
     diagnostics: dict[str, object] = field(default_factory=dict)
+    initial: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

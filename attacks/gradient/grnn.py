@@ -115,6 +115,8 @@ def grnn_attempt(
         images, probs = generate()
         return matcher.loss(images, probs) + config.grnn_tv_weight * total_variation(images)
 
+    with torch.no_grad():
+        initial = generate()[0].detach().clone()
     variables = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.RMSprop(variables, lr=config.grnn_lr, momentum=config.grnn_momentum)
     trace = optimise(variables, objective, optimizer, config.grnn_iterations, config.tolerance, deadline,
@@ -122,7 +124,7 @@ def grnn_attempt(
     with torch.no_grad():
         images, probs = generate()
     chosen = probs.argmax(-1) if labels is None else labels
-    return Attempt(images.detach(), probs.detach(), chosen, trace)
+    return Attempt(images.detach(), probs.detach(), chosen, trace, initial)
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:

@@ -39,12 +39,14 @@ class Trace:
 @dataclass
 class Attempt:
     """One restart's outcome: the dummy in model-input layout, its label
-    distribution [B, K] and labels [B] (long), and its trace."""
+    distribution [B, K] and labels [B] (long), its trace, and the state it
+    started from (model-input layout; scored as a control by the evaluator)."""
 
     dummy: torch.Tensor
     probs: torch.Tensor
     labels: torch.Tensor
     trace: Trace
+    initial: torch.Tensor | None = None
 
 
 def make_optimizer(config: AttackConfig) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
@@ -137,6 +139,7 @@ def dummy_attempt(
     """
     generator = torch.Generator().manual_seed(seed)
     dummy = matcher.layout.initial(generator).to(matcher.device).requires_grad_(True)
+    initial = dummy.detach().clone()
     variables = [dummy]
     if labels is None:
         logits = torch.randn(matcher.layout.batch, matcher.num_classes, generator=generator)
@@ -153,7 +156,7 @@ def dummy_attempt(
     )
     probs = label_probs().detach()
     chosen = probs.argmax(-1) if labels is None else labels
-    return Attempt(dummy.detach(), probs, chosen, trace)
+    return Attempt(dummy.detach(), probs, chosen, trace, initial)
 
 
 def run_attack(observed: ObservedUpdate, config: AttackConfig, attempt: AttemptFn, name: str) -> Reconstruction:
@@ -199,8 +202,9 @@ def finish(matcher: GradientMatcher, best: Attempt, config: AttackConfig, attack
         samples = binarise(samples, config.tau)
     facts = matcher.diagnostics(final, best.probs)
     facts.update(attack=attack, restarts_run=restarts)
+    initial = None if best.initial is None else matcher.layout.to_data(best.initial.detach()).cpu()
     return Reconstruction(
-        samples=samples, labels=best.labels.detach().cpu().long(), status=best.trace.status,
+        samples=samples, labels=best.labels.detach().cpu().long(), status=best.trace.status, initial=initial,
         reason=best.trace.reason, loss_history=best.trace.losses, final_loss=best.trace.best_loss,
         iterations=iterations, evaluations=evaluations, wall_time_s=wall, diagnostics=facts,
     )
