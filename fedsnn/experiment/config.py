@@ -27,6 +27,8 @@ from fedsnn.errors import RunConfigError
 from fedsnn.task.models import INITS, MODELS, NEURONS, SURROGATES
 
 JUDGES = ("auto", "cached", "none")
+# Where each is applied: README "Defenses"; clients/defense_mods.py and server/defenses.py wire them.
+DEFENSES = ("none", "dp-client-fixed", "dp-server-fixed", "local-dp", "dp-sgd", "topk", "quantize", "secagg")
 DEVICES = (*ATTACK_DEVICES, "auto")  # 'auto' is resolved once, by experiment.settings.resolve_device
 
 
@@ -77,6 +79,13 @@ class RunConfig:
     gamin_budget: int = field(default=3200, metadata=_doc("GAMIN target queries per class (paper: 1,280,000)", min=128))
     gamin_classes: str = field(default="all", metadata=_doc("Classes GAMIN inverts: 'all' or a list '0,3,7'"))
     judge: str = field(default="auto", metadata=_doc("Judge for ASR: train once and cache, only use a cached one, or none", choices=JUDGES))
+    defense: str = field(default="none", metadata=_doc("Defense against the curious server (README 'Defenses')", choices=DEFENSES))
+    clip_norm: float = field(default=1.0, metadata=_doc("DP defenses: L2 clipping norm C (of the update; dp-sgd: of each sample's gradient)", gt=0))
+    noise_multiplier: float = field(default=1.0, metadata=_doc("dp-client-fixed, dp-server-fixed, dp-sgd: Gaussian noise std / C", gt=0))
+    dp_delta: float = field(default=1e-5, metadata=_doc("DP defenses: the delta of the (epsilon, delta) reported", gt=0, max=0.1))
+    ldp_epsilon: float = field(default=1.0, metadata=_doc("local-dp: LocalDpMod's epsilon per round (sensitivity = clip-norm)", gt=0))
+    topk_fraction: float = field(default=0.1, metadata=_doc("topk: fraction of update entries kept (largest magnitude)", gt=0, max=1))
+    quant_bits: int = field(default=8, metadata=_doc("quantize: bits per update entry (2^b uniform levels per tensor)", min=1))
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:
@@ -114,6 +123,8 @@ class RunConfig:
         self.attacked_rounds()  # validates attack-rounds
         self.gamin_round_set()
         self.gamin_class_list()
+        if self.quant_bits > 16:
+            raise RunConfigError("quant-bits", self.quant_bits, "an integer from 1 to 16")
         if self.gamin_round_set() and self.dataset == "dvs-gesture":
             raise RunConfigError("gamin-rounds", self.gamin_rounds, "'none' for event data (GAMIN generates static inputs)")
 

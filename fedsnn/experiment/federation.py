@@ -17,6 +17,7 @@ from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.settings import resolve_device
 from fedsnn.task.data import LabelledData, Split, class_histograms, load_dataset, partition
 from fedsnn.task.models import ModelSpec, build_model
+from fedsnn.task.dp_sgd import train_local_dp
 from fedsnn.task.training import LocalPlan, evaluate, local_batches, train_local
 
 
@@ -78,7 +79,10 @@ def client_train(
     model.load_state_dict(global_state)
     plan = local_plan(cfg)
     batches = local_batches(shards(cfg, num_partitions)[partition_id], plan, cfg.seed, partition_id, server_round)
-    metrics = train_local(model, data, batches, plan.lr, resolve_device(cfg.device))
+    if cfg.defense == "dp-sgd":  # per-sample clipping and noise replace plain SGD (README "Defenses")
+        metrics = train_local_dp(model, data, batches, plan.lr, cfg.clip_norm, cfg.noise_multiplier, resolve_device(cfg.device))
+    else:
+        metrics = train_local(model, data, batches, plan.lr, resolve_device(cfg.device))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     declared = {
         "partition-id": partition_id, "mode": plan.mode, "batch-size": len(batches[0]),
