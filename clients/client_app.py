@@ -15,6 +15,7 @@ from flwr.clientapp import ClientApp
 
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import client_train
+from clients.defense_mods import defense_mod
 
 torch.set_num_threads(1)  # one intra-op thread per simulated client (ENVIRONMENT.md)
 
@@ -32,7 +33,7 @@ def query(msg: Message, context: Context) -> Message:
     return Message(content=RecordDict({"info": info}), reply_to=msg)
 
 
-@app.train()
+@app.train(mods=[defense_mod])  # the client's half of the run's defense (clients/defense_mods.py)
 def train(msg: Message, context: Context) -> Message:
     cfg = RunConfig.from_mapping(context.run_config)
     partition_id, num_partitions = _partition(context)

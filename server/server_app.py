@@ -16,11 +16,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedsnn.analysis.judges import load_judge
 from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.defense import privacy_spent, public_parameters
 from fedsnn.experiment.federation import dataset_for, global_evaluation, initial_model, partition_report
 from fedsnn.experiment.leakage import LeakageRecorder
 from fedsnn.experiment.recorder import RunRecorder
 from server.black_box import invert_global_model
 from server.curious import CuriousFedAvg
+from server.defenses import defended_strategy
 
 log = logging.getLogger("fedsnn")
 torch.set_num_threads(1)
@@ -33,13 +35,14 @@ def main(grid: Grid, context: Context) -> None:
     _share_flower_logging()
     cfg = RunConfig.from_mapping(context.run_config)
     dataset_for(cfg)  # missing data fails here, before any training
-    recorder = RunRecorder.create(cfg)
+    recorder = RunRecorder.create(cfg, {"defense": public_parameters(cfg)})
     node_partitions, num_partitions = discover_partitions(grid, cfg.min_nodes)
     recorder.write_partitions(partition_report(cfg, num_partitions))
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         state = arrays.to_torch_state_dict()
         result = global_evaluation(cfg, state)
+        recorder.note_round(server_round, privacy_spent(cfg, server_round, num_partitions))  # epsilon so far
         recorder.record_round(server_round, result)
         if server_round in cfg.gamin_round_set():
             invert_global_model(cfg, state, server_round, recorder.dir)
@@ -47,7 +50,7 @@ def main(grid: Grid, context: Context) -> None:
 
     judge, judge_note = judge_for(cfg) if cfg.attack_names and cfg.judge != "none" else (None, "judge disabled")
     leakage = LeakageRecorder(cfg, recorder.dir, num_partitions, judge, judge_note)
-    strategy = CuriousFedAvg(cfg, node_partitions, recorder, leakage)
+    strategy = defended_strategy(cfg, CuriousFedAvg(cfg, node_partitions, recorder, leakage), num_partitions)
     result = strategy.start(
         grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()),
         num_rounds=cfg.num_rounds, evaluate_fn=evaluate,
