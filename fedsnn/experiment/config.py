@@ -28,7 +28,7 @@ from fedsnn.task.models import INITS, MODELS, NEURONS, SURROGATES
 
 JUDGES = ("auto", "cached", "none")
 # Where each is applied: README "Defenses"; clients/defense_mods.py and server/defenses.py wire them.
-DEFENSES = ("none", "dp-client-fixed", "dp-server-fixed", "local-dp", "dp-sgd", "topk", "quantize", "secagg")
+DEFENSES = ("none", "dp-client-fixed", "dp-server-fixed", "local-dp", "dp-sgd", "topk", "quantize")
 DEVICES = (*ATTACK_DEVICES, "auto")  # 'auto' is resolved once, by experiment.settings.resolve_device
 
 

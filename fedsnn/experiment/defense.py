@@ -18,7 +18,7 @@ without asking the clients:
   sample rate batch / shard size (Opacus' accounting, which assumes Poisson
   sampling; our batches are shuffled fixed-size, as in most DP-SGD code); the
   worst client (most steps, highest rate) is reported.
-- none, topk, quantize, secagg: no DP guarantee; epsilon is recorded as None.
+- none, topk, quantize: no DP guarantee; epsilon is recorded as None.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def public_parameters(cfg: RunConfig) -> dict[str, Any]:
         "dp-sgd": {"clip-norm": cfg.clip_norm, "noise-multiplier": cfg.noise_multiplier},
         "topk": {"topk-fraction": cfg.topk_fraction},
         "quantize": {"quant-bits": cfg.quant_bits},
-        "secagg": {},
     }
     return {"defense": cfg.defense, **by_defense[cfg.defense]}
 
