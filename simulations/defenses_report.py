@@ -1,0 +1,162 @@
+"""The privacy-utility report of ``simulations.defenses``: curves, table, grids, from records.jsonl alone.
+
+    python -m simulations.defenses --data-dir ... --out DIR --report-only
+
+Per point, the leakage of each attack pools the per-sample scores of every
+attacked client (and of every seed, for the table); the median PSNR gets a
+95% bootstrap interval over those samples (scipy.stats.bootstrap). Fields
+the evaluator adds to a leakage line's summary beyond the ones used here
+(controls, intervals) are listed in the table's last column, mean over lines.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import bootstrap  # noqa: E402
+
+from fedsnn.experiment.reporting import grid_for_round  # noqa: E402
+from fedsnn.experiment.runs import read_jsonl  # noqa: E402
+
+FLEET_STYLE = {"lenet": ("tab:blue", "o", "LeNet (ANN)"), "snn-lenet": ("tab:red", "s", "SNN-LeNet")}
+KNOWN_SUMMARY = {"count", "success_rate", "asr", "label_accuracy", "l2_mean", "l2_median", "mse_mean", "mse_median",
+                 "psnr_mean", "psnr_median", "ssim_mean", "ssim_median"}
+
+
+def pooled(records: list[dict[str, Any]], attack: str) -> dict[str, Any]:
+    """Per-sample scores of ``attack`` over every leakage line of ``records`` -> medians, rates, interval."""
+    lines = [line for r in records for line in r["leakage"] if line["attack"] == attack]
+    samples = [s for line in lines for s in line.get("samples", [])]
+    psnr = np.array([s["psnr"] for s in samples if s["psnr"] is not None and np.isfinite(s["psnr"])])
+    extra: dict[str, list[float]] = defaultdict(list)
+    for line in lines:
+        for key, value in (line.get("summary") or {}).items():
+            if key not in KNOWN_SUMMARY and isinstance(value, (int, float)) and not isinstance(value, bool):
+                extra[key].append(float(value))
+    interval = (None, None)
+    if len(psnr) >= 3 and np.ptp(psnr) > 0:
+        ci = bootstrap((psnr,), np.median, confidence_level=0.95, n_resamples=2000, method="percentile",
+                       random_state=0).confidence_interval
+        interval = (float(ci.low), float(ci.high))
+    judged = [s["judge_correct"] for s in samples if s.get("judge_correct") is not None]
+    return {
+        "samples": len(samples), "failed": sum(line["status"] in ("failed", "diverged") for line in lines),
+        "psnr": float(np.median(psnr)) if len(psnr) else None, "psnr-ci": interval,
+        "ssim": float(np.nanmedian([s["ssim"] for s in samples])) if samples else None,
+        "success": float(np.mean([s["success"] for s in samples])) if samples else None,
+        "asr": float(np.mean(judged)) if judged else None,
+        "extra": {k: float(np.mean(v)) for k, v in sorted(extra.items())},
+    }
+
+
+def grouped(records: list[dict[str, Any]]) -> dict[tuple[str, Any, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, Any, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["defense"], r["strength"], r["fleet"])].append(r)
+    return groups
+
+
+def plot_defense(defense: str, groups: dict, attack: str, path: Path) -> None:
+    """Accuracy (x) against median PSNR and SSIM (y), both fleets on one axis; strengths (and epsilon) labelled."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for fleet, (color, marker, label) in FLEET_STYLE.items():
+        keys = [("none", None, fleet)] + sorted((k for k in groups if k[0] == defense and k[2] == fleet), key=_order)
+        keys = [k for k in keys if k in groups]
+        acc = [np.mean([r["accuracy"] for r in groups[k]]) for k in keys]
+        stats = [pooled(groups[k], attack) for k in keys]
+        for ax, metric in zip(axes, ("psnr", "ssim")):
+            ys = [s[metric] for s in stats]
+            ax.plot(acc, ys, marker=marker, color=color, label=label)
+            for x, y, k in zip(acc, ys, keys):
+                if y is not None:
+                    ax.annotate(_point_label(k, groups[k]), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for ax, metric in zip(axes, ("median PSNR (dB)", "median SSIM")):
+        ax.set_xlabel("global test accuracy after R rounds")
+        ax.set_ylabel(f"{attack} {metric}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{defense}: accuracy against leakage (labels: strength, epsilon)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(out: Path) -> Path:
+    records = read_jsonl(out / "records.jsonl")
+    groups = grouped(records)
+    attacks = sorted({line["attack"] for r in records for line in r["leakage"]})
+    defenses = [d for d in dict.fromkeys(r["defense"] for r in records) if d != "none"]
+    lines = ["# Defenses: accuracy against leakage, ANN and SNN fleets\n",
+             "Generated by `python -m simulations.defenses` from `records.jsonl` (settings in its docstring). "
+             "Accuracy: mean over seeds. Leakage: per-sample scores pooled over the attacked clients and seeds; "
+             "PSNR median with 95% bootstrap interval; success = MSE < 1e-3; epsilon at the recorded delta "
+             "(client-level for dp-client-fixed/local-dp, sample-level for dp-sgd).\n"]
+    for attack in attacks:
+        for defense in defenses:
+            plot_defense(defense, groups, attack, out / f"curve-{defense}-{attack}.png")
+            lines.append(f"![{defense} {attack}](curve-{defense}-{attack}.png)\n")
+        lines.append(f"\n## {attack}\n")
+        lines.append("| defense | strength | fleet | seeds | accuracy (range) | epsilon | median PSNR [95% CI] | "
+                     "median SSIM | success | ASR | other summary fields |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for key in sorted(groups, key=lambda k: (_defense_rank(k[0], defenses), _order(k), k[2])):
+            rs, stats = groups[key], pooled(groups[key], attack)
+            accs = [r["accuracy"] for r in rs]
+            eps = rs[0]["epsilon"]
+            lo, hi = stats["psnr-ci"]
+            lines.append(
+                f"| {key[0]} | {_fmt(key[1])} | {key[2]} | {len(rs)} | {np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f}) "
+                f"| {_fmt(eps)} | {_fmt(stats['psnr'])} [{_fmt(lo)}, {_fmt(hi)}] | {_fmt(stats['ssim'])} "
+                f"| {_pct(stats['success'])} | {_pct(stats['asr'])} | "
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in stats["extra"].items()) + " |")
+        for defense in defenses:
+            chosen = [k for k in groups if k[0] == defense and len(groups[k]) > 1]
+            for k in {(d, s) for d, s, _ in chosen}:
+                runs = {fleet: out / groups[(k[0], k[1], fleet)][0]["leakage-run"] for fleet in FLEET_STYLE
+                        if (k[0], k[1], fleet) in groups}
+                name = f"grid-{k[0]}-{_fmt(k[1])}-{attack}.png"
+                if grid_for_round(runs, 1, attack, out / name):
+                    lines.append(f"\n{k[0]} at {_fmt(k[1])}, seed {groups[(k[0], k[1], 'lenet')][0]['seed']}:\n\n![grid]({name})\n")
+    cpu = sum(r["cpu-s"] for r in records)
+    lines.append(f"\n{len(records)} points, {cpu / 60:.1f} CPU-minutes in all (sum of the points' process CPU time).\n")
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _order(key: tuple[str, Any, str]) -> float:
+    """Weak to strong: larger noise, smaller epsilon, fewer entries or bits are stronger."""
+    defense, strength = key[0], key[1]
+    if strength is None:
+        return -np.inf
+    return strength if defense in ("dp-client-fixed", "dp-sgd") else -strength
+
+
+def _defense_rank(defense: str, defenses: list[str]) -> int:
+    return -1 if defense == "none" else defenses.index(defense)
+
+
+def _point_label(key: tuple[str, Any, str], rs: list[dict[str, Any]]) -> str:
+    if key[0] == "none":
+        return "none"
+    eps = rs[0]["epsilon"]
+    return _fmt(key[1]) + (f", e={_fmt(eps)}" if eps is not None else "")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
