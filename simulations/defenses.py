@@ -70,13 +70,17 @@ def points(seeds: list[int], chosen_seeds: list[int], chosen: dict[str, int]) ->
     """(defense, strength, fleet, seed): every strength at seeds, the chosen strength also at chosen_seeds."""
     out = []
     for seed in sorted(set(seeds) | set(chosen_seeds)):  # the full sweep first, extra seeds after
-        for fleet in FLEETS:
-            out.append(("none", None, fleet, seed))
-            for defense, (_, strengths) in SWEEP.items():
-                for i, strength in enumerate(strengths):
-                    if seed in seeds or (seed in chosen_seeds and i == chosen[defense]):
-                        out.append((defense, strength, fleet, seed))
+        out += [("none", None, fleet, seed) for fleet in FLEETS]
+        for defense, (_, strengths) in SWEEP.items():
+            for i in _weak_strong_first(len(strengths)):
+                if seed in seeds or (seed in chosen_seeds and i == chosen[defense]):
+                    out += [(defense, strengths[i], fleet, seed) for fleet in FLEETS]  # both fleets together
     return out
+
+
+def _weak_strong_first(n: int) -> list[int]:
+    """Strength indices weakest, strongest, then the middle ones: a cut-short sweep still spans the range."""
+    return [0, n - 1, *range(1, n - 1)]
 
 
 def point_id(defense: str, strength: float | None, fleet: str, seed: int) -> str:

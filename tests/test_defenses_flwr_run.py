@@ -1,0 +1,31 @@
+"""One real `flwr run` (local SuperLink, Ray simulation) with central DP and the curious server on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedsnn.experiment.runs import read_jsonl
+from fedsnn.launch import main as launch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.flower
+def test_flwr_run_with_client_side_dp_records_epsilon_and_leakage(tmp_path):
+    out = tmp_path / "runs"
+    settings = (f"defense='dp-client-fixed' clip-norm=0.5 noise-multiplier=0.5 num-rounds=2 mode='fedsgd' "
+                f"batch-size=2 eval-samples=100 name='dp' output-dir='{out}' attacks='idlg' attack-samples=2 "
+                "attack-iterations=3 attack-time-budget=10.0 judge='none' gamin-rounds='none'")
+    assert launch([str(ROOT), "--run-config", settings]) == 0
+    (run_dir,) = list(out.iterdir())
+    rounds = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["clients-ok"] == 2 for r in rounds[1:])
+    assert rounds[0]["epsilon"] == 0.0 < rounds[1]["epsilon"] < rounds[2]["epsilon"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["defense"] == {"defense": "dp-client-fixed", "clip-norm": 0.5, "noise-multiplier": 0.5}
+    leakage = read_jsonl(run_dir / "leakage.jsonl")
+    assert sorted((line["round"], line["partition"]) for line in leakage) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert all(line["status"] in ("converged", "budget") for line in leakage)
