@@ -71,8 +71,8 @@ def points(seeds: list[int], chosen_seeds: list[int], chosen: dict[str, int]) ->
     out = []
     for seed in sorted(set(seeds) | set(chosen_seeds)):  # the full sweep first, extra seeds after
         out += [("none", None, fleet, seed) for fleet in FLEETS]
-        for defense, (_, strengths) in SWEEP.items():
-            for i in _weak_strong_first(len(strengths)):
+        for i in _weak_strong_first(len(next(iter(SWEEP.values()))[1])):  # every defense's extremes first
+            for defense, (_, strengths) in SWEEP.items():
                 if seed in seeds or (seed in chosen_seeds and i == chosen[defense]):
                     out += [(defense, strengths[i], fleet, seed) for fleet in FLEETS]  # both fleets together
     return out
