@@ -116,14 +116,17 @@ def write_report(out: Path) -> Path:
                 f"| {_fmt(eps)} | {_fmt(stats['psnr'])} [{_fmt(lo)}, {_fmt(hi)}] | {_fmt(stats['ssim'])} "
                 f"| {_pct(stats['success'])} | {_pct(stats['asr'])} | "
                 + ", ".join(f"{k} {_fmt(v)}" for k, v in stats["extra"].items()) + " |")
-        for defense in defenses:
-            chosen = [k for k in groups if k[0] == defense and len(groups[k]) > 1]
-            for k in {(d, s) for d, s, _ in chosen}:
-                runs = {fleet: out / groups[(k[0], k[1], fleet)][0]["leakage-run"] for fleet in FLEET_STYLE
-                        if (k[0], k[1], fleet) in groups}
-                name = f"grid-{k[0]}-{_fmt(k[1])}-{attack}.png"
-                if grid_for_round(runs, 1, attack, out / name):
-                    lines.append(f"\n{k[0]} at {_fmt(k[1])}, seed {groups[(k[0], k[1], 'lenet')][0]['seed']}:\n\n![grid]({name})\n")
+        lines.append("\n### Reconstructions (seed of the first record): no defense, and each defense at the "
+                     "strongest strength measured for both fleets\n")
+        for defense in ["none", *defenses]:
+            both = [k for k in groups if k[0] == defense and all((k[0], k[1], f) in groups for f in FLEET_STYLE)]
+            if not both:
+                continue
+            d, strength, _ = max(both, key=_order)
+            runs = {fleet: out / groups[(d, strength, fleet)][0]["leakage-run"] for fleet in FLEET_STYLE}
+            name = f"grid-{d}-{_fmt(strength)}-{attack}.png"
+            if all(r.exists() for r in runs.values()) and grid_for_round(runs, 1, attack, out / name):
+                lines.append(f"\n{d}" + (f" at {_fmt(strength)}" if strength is not None else "") + f":\n\n![grid]({name})\n")
     cpu = sum(r["cpu-s"] for r in records)
     lines.append(f"\n{len(records)} points, {cpu / 60:.1f} CPU-minutes in all (sum of the points' process CPU time).\n")
     path = out / "report.md"
