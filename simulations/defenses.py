@@ -20,7 +20,9 @@ FedSGD rounds to train nor an attack on multi-step FedAvg updates that
 leaks without a defense. To fit that budget: SNN-LeNet runs T=8 timesteps
 (the app's default is 20), one seeded client per leakage run is attacked
 (its 4 samples), with 30 L-BFGS iterations (the time budget is only a guard),
-and global accuracy is measured on 300 test digits. Clipping norms are set per fleet and phase at the
+and global accuracy is measured on 300 test digits. dp-server-fixed is not
+swept: the curious server sees the same clipped updates and the model gets
+the same noise as under dp-client-fixed; only where clipping runs differs. Clipping norms are set per fleet and phase at the
 median norm of that phase's undefended updates (round 1), so noise-to-signal
 is comparable across phases and fleets (dp-sgd clips per-sample gradients:
 one C for all). Records go to ``records.jsonl`` as each point ends; a
