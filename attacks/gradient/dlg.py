@@ -17,7 +17,12 @@ import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, dummy_attempt, run_attack
+from attacks.gradient.optimise import declared_labels, label_rule_attempt, run_attack
+
+
+def choose_labels(matcher: GradientMatcher, seed: int) -> torch.Tensor | None:
+    """DLG's labels: the declared ones (long [B]), else None (a free soft label, learnt)."""
+    return declared_labels(matcher.observed)
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
@@ -27,9 +32,4 @@ def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstructio
     [B, T, C, H, W] (events) and labels = argmax of the learnt soft label.
     Never raises: problems become status 'diverged' or 'failed'.
     """
-
-    def attempt(matcher: GradientMatcher, seed: int, deadline: float) -> Attempt:
-        known = None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
-        return dummy_attempt(matcher, config, seed, deadline, known)
-
-    return run_attack(observed, config, attempt, "dlg")
+    return run_attack(observed, config, label_rule_attempt(config, choose_labels), "dlg")

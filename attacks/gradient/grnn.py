@@ -35,7 +35,7 @@ from torch import nn
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, optimise, run_attack
+from attacks.gradient.optimise import Attempt, declared_labels, optimise, run_attack
 
 STEM_CHANNELS = 256  # before the GLU halves them
 INIT_STD = 0.02
@@ -136,7 +136,6 @@ def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstructio
     """
 
     def attempt(matcher: GradientMatcher, seed: int, deadline: float) -> Attempt:
-        known = None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
-        return grnn_attempt(matcher, config, seed, deadline, known)
+        return grnn_attempt(matcher, config, seed, deadline, declared_labels(observed))
 
     return run_attack(observed, config, attempt, "grnn")

@@ -28,7 +28,7 @@ import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, dummy_attempt, run_attack
+from attacks.gradient.optimise import declared_labels, label_rule_attempt, run_attack
 
 PROBES = 16  # dummies used to estimate the victim's mean prediction
 
@@ -85,20 +85,20 @@ def mean_prediction(matcher: GradientMatcher, seed: int, probes: int = PROBES) -
     return matcher.model(inputs).softmax(-1).mean(0)
 
 
+def choose_labels(matcher: GradientMatcher, seed: int) -> torch.Tensor:
+    """iDLG's labels, long [B]: the declared ones, else ``infer_labels`` on the observed
+    gradient (with ``mean_prediction`` on probes seeded ``seed`` for batches)."""
+    known = declared_labels(matcher.observed)
+    if known is not None:
+        return known
+    probs = mean_prediction(matcher, seed) if matcher.layout.batch > 1 else None
+    return infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
+
+
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
     """Rebuild the client's batch from its update by iDLG.
 
-    Labels: ``observed.labels`` when given, else ``infer_labels`` on the observed
-    gradient. Returns samples [B, C, H, W] (images) or [B, T, C, H, W] (events).
-    Never raises: problems become status 'diverged' or 'failed'.
+    Labels: ``choose_labels``. Returns samples [B, C, H, W] (images) or
+    [B, T, C, H, W] (events). Never raises: problems become status 'diverged' or 'failed'.
     """
-
-    def attempt(matcher: GradientMatcher, seed: int, deadline: float) -> Attempt:
-        if observed.labels is not None:
-            labels = torch.tensor(observed.labels, dtype=torch.long)
-        else:
-            probs = mean_prediction(matcher, seed) if matcher.layout.batch > 1 else None
-            labels = infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
-        return dummy_attempt(matcher, config, seed, deadline, labels)
-
-    return run_attack(observed, config, attempt, "idlg")
+    return run_attack(observed, config, label_rule_attempt(config, choose_labels), "idlg")
