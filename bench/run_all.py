@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from attacks import AttackConfig, ObservedUpdate, get_attack, reconstruct_many
 from attacks.gradient import GradientMatcher
 from fedsnn.experiment.config import RunConfig
-from fedsnn.experiment.federation import client_train, global_evaluation, initial_model
+from fedsnn.experiment.federation import client_train, global_accuracy_and_loss, initial_model
 from fedsnn.launch import launch, toml_overrides
 from fedsnn.task.data import load_dataset
 from fedsnn.task.models import ModelSpec, build_model
@@ -188,7 +188,7 @@ def flower(args: argparse.Namespace) -> str:
         total = sum(u.num_examples for u in updates)
         state = {k: sum(u.state[k].float() * (u.num_examples / total) for u in updates).to(v.dtype)
                  for k, v in state.items()}
-        global_evaluation(cfg, state)
+        global_accuracy_and_loss(cfg, state)
         finished[rnd] = time.perf_counter() - start
     if not {1, 5} <= set(elapsed):
         return f"(c) flwr run {t_flower:.1f} s (status {result.status}; rounds missing), plain loop {finished[5]:.1f} s"

@@ -100,5 +100,5 @@ def test_run_many_turns_a_broken_batch_into_failed_records(monkeypatch):
         raise ValueError("nope")
 
     monkeypatch.setattr(curious, "reconstruct_many", broken)
-    recs = curious.run_many("idlg", [None, None], None, workers=1)
+    recs = curious.attack_victims("idlg", [None, None], None, workers=1)
     assert len(recs) == 2 and all(isinstance(r, Reconstruction) and r.status == "failed" and "nope" in r.reason for r in recs)

@@ -23,7 +23,7 @@ import torch
 
 from attacks.gradient import StopRule, Trace
 
-Evaluate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # (idx [A], x [A, n]) -> loss, grad
+LossAndGrad = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # (idx [A], x [A, n]) -> loss, grad
 Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (victim idx [A], x [A, n]) -> x
 
 
@@ -78,7 +78,7 @@ class SlotOptimiser(Protocol):
         """Advance the slots ``idx`` from their new evaluation (loss [A], grad [A, n]); x [V, n] in place."""
 
 
-def optimise_slots(x: torch.Tensor, evaluate: Evaluate, progress: SlotProgress, optimiser: SlotOptimiser,
+def optimise_slots(x: torch.Tensor, loss_and_grad: LossAndGrad, progress: SlotProgress, optimiser: SlotOptimiser,
                    project: Project | None, stopped: Callable[[list[int]], None] = lambda slots: None) -> int:
     """Run every slot to its own stop; x [V, n] is updated in place. Returns the ticks run
     (a tick: one batched evaluation of every slot still running).
@@ -94,7 +94,7 @@ def optimise_slots(x: torch.Tensor, evaluate: Evaluate, progress: SlotProgress, 
         ticks += 1
         start = time.perf_counter()
         idx = torch.nonzero(~progress.done).flatten()
-        loss, grad = evaluate(idx, x[idx])
+        loss, grad = loss_and_grad(idx, x[idx])
         progress.evals[idx] += 1
         optimiser.after_eval(idx, loss, grad, x, progress, project)
         progress.spent[idx.cpu()] += (time.perf_counter() - start) / len(idx)
