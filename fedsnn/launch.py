@@ -1,6 +1,6 @@
 """``fedsnn-run``: ``flwr run`` that checks its input first and tells the truth at the end.
 
-Why a wrapper around ``flwr run . --stream`` (see ENVIRONMENT.md):
+Why a wrapper around ``flwr run . --stream``:
 
 * bad run-config values are reported here, at once, with the key, the value
   and the valid choices, before a SuperLink or a client starts;

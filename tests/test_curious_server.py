@@ -95,7 +95,7 @@ def test_attacks_receive_only_the_servers_view(tmp_path, tiny_run_config, monkey
             assert isinstance(record, (ArrayRecord, ConfigRecord, MetricRecord)), name
 
 
-def test_run_many_turns_a_broken_batch_into_failed_records(monkeypatch):
+def test_attack_victims_turns_a_broken_batch_into_failed_records(monkeypatch):
     def broken(observed, config, attack, workers=1):
         raise ValueError("nope")
 

@@ -1,7 +1,7 @@
 """Spread independent attack jobs over worker processes, one torch thread each.
 
 On a few CPU cores, one process per core with ``torch.set_num_threads(1)``
-beats one process with several intra-op threads (ENVIRONMENT.md: two threads
+beats one process with several intra-op threads (on the project's 2-core machine two threads
 under contention were 50-90x slower). Jobs are pickled to 'spawn' workers
 (no fork of a process that may already hold OpenMP or CUDA state); each
 returns a list of Reconstructions. With ``workers <= 1`` or a single job,

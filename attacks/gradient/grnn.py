@@ -1,7 +1,7 @@
 """GRNN (Ren et al., 2022): train a generator whose output matches the update.
 
 Unknowns are a generator's weights, not pixels. A fixed noise batch z [B, 128]
-goes through (REFERENCE.md section 3)::
+goes through (Ren et al.'s generator, sized for 32x32 outputs)::
 
     z [B, 128, 1, 1] -> ConvTranspose(128 -> 256, k4) -> GLU     [B, 128, 4, 4]
       -> n x [nearest up x2 -> Conv3x3 -> BatchNorm -> GLU]      channels halve,

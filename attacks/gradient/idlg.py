@@ -3,7 +3,7 @@
 Label rule (one sample): the cross-entropy gradient of the last Linear layer is
 ``dW[c, j] = (p_c - y_c) h_j``. With non-negative features h (sigmoid outputs,
 spike counts) only the true class has a negative row, so
-``y = argmin_c sum_j dW[c, j]`` (REFERENCE.md section 3). If every row sums to
+``y = argmin_c sum_j dW[c, j]`` (Zhao et al., 2020). If every row sums to
 zero (a silent last spiking layer: h = 0) the bias gradient ``p_c - y_c`` is used.
 
 Batches (B > 1), after Wainakh et al.'s impact estimate (LLG): the bias
