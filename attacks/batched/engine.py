@@ -5,10 +5,18 @@
 reasons, diagnostics keys plus ``queue``: the ticks, victims and slots of the
 queue that ran it; same iterates up to floating-point noise), but runs
 the victims together: their weights and observed gradients are stacked on a
-slot axis (``StackedMatcher``), the models run as grouped convolutions
-(``fedsnn.task.models.stacked``), and each slot keeps its own optimiser state and
-stop (``attacks.batched.optim``). Victims are exactly independent: a victim's
-loss depends only on its own dummy, weights and observed gradient.
+slot axis (``attacks.batched.matcher.StackedMatcher``), the models run as
+grouped convolutions (``fedsnn.task.models.stacked``), and each slot keeps its
+own optimiser state (``adam``, ``lbfgs``) and stop (``slots``). Victims are
+exactly independent: a victim's loss depends only on its own dummy, weights
+and observed gradient.
+
+Nothing a victim's run decides is written here twice: its labels
+(``choose_labels`` with the attack's own ``INFER_LABELS``), its starting state
+(``initial_state``), its stop rule (``StopRule`` with ``dummy_stop_settings``),
+the restart kept and whether another is due (``keep_better``,
+``restart_due``) and its ending (``to_reconstruction``) are the functions the
+one-at-a-time loop (``attacks.gradient.optimise``) calls.
 
 Continuous batching (``Queue``): a group of same-shaped victims is a queue of
 (victim, restart) entries served by ``max_victims`` slots. When an entry
@@ -53,9 +61,9 @@ from attacks.batched.matcher import StackedMatcher
 from attacks.batched.parallel import map_jobs
 from attacks.batched.slots import SlotProgress, optimise_slots
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient import (Attempt, GradientMatcher, initial_state, keep_better, layout_for, restart_due,
-                              to_reconstruction)
-from attacks.registry import ATTACKS, BATCHED, LABEL_RULES, get_attack
+from attacks.gradient import (Attempt, GradientMatcher, choose_labels, dummy_stop_settings, initial_state, keep_better,
+                              layout_for, learns_labels, reported_labels, restart_due, time_budget, to_reconstruction)
+from attacks.registry import ATTACKS, BATCHED, LABEL_INFERENCE, get_attack
 from fedsnn.errors import ConfigError
 
 MAX_VICTIMS = 64  # slots per optimisation; larger groups queue for them
@@ -90,7 +98,7 @@ class Queue:
         self.observed, self.config, self.attack, self.seeds = observed, config, attack, seeds
         self.victims = [QueuedVictim() for _ in observed]
         self.waiting = deque((v, 0) for v in range(len(observed)))
-        self.budget = config.time_budget_s or math.inf
+        self.budget = time_budget(config)
         slots = max(1, min(slots, len(observed)))
         self.owner = [-1] * slots  # slot -> victim
         self.restart = [0] * slots
@@ -139,7 +147,7 @@ class Queue:
         """The entry's initial state [n] (dummy, then DLG's label logits) and its one-hot labels."""
         v = self.owner[slot]
         matcher, seed = self.victims[v].matcher, self.seeds[v] + self.restart[slot]
-        known = LABEL_RULES[self.attack](matcher, seed)
+        known = choose_labels(matcher, seed, LABEL_INFERENCE[self.attack])
         dummy, logits = initial_state(matcher, seed, free_labels=known is None)
         self.known[slot] = known
         x0 = torch.cat([dummy.flatten()] + ([] if logits is None else [logits.flatten()])).to(self.device)
@@ -158,8 +166,7 @@ class Queue:
         self.size, self.free = math.prod(self.layout.shape), starts[0][1] is None
         self.onehot = None if self.free else torch.stack([o for _, o in starts])
         x0 = torch.stack([x for x, _ in starts])  # [S, n]
-        self.progress = SlotProgress(x0, config.iterations, config.tolerance, self.budget, config.stall_patience,
-                                     keep_initial=config.thresholding != "in")
+        self.progress = SlotProgress(x0, self.budget, dummy_stop_settings(config))
         self.optimiser = (BatchedLBFGS(x0, config.lr, config.max_eval) if config.optimizer == "lbfgs"
                           else BatchedAdam(x0, config.lr))
         self.x = x0.clone()
@@ -212,9 +219,9 @@ class Queue:
         victim, trace, known = self.victims[v], progress.trace(slot), self.known[slot]
         trace.evaluations = int(progress.evals[slot])
         dummy, probs = self._split(progress.best[slot:slot + 1], torch.tensor([slot], device=self.device))
-        chosen = probs[0].argmax(-1) if known is None else known
         start_dummy = self.initial[slot][:self.size].view(self.layout.shape)  # type: ignore[index]
-        current = Attempt(dummy[0].detach().clone(), probs[0].detach().clone(), chosen, trace, start_dummy)
+        current = Attempt(dummy[0].detach().clone(), probs[0].detach().clone(), reported_labels(probs[0], known),
+                          trace, start_dummy)
         victim.iterations += trace.iterations
         victim.evaluations += trace.evaluations
         victim.restarts = self.restart[slot] + 1
@@ -248,8 +255,7 @@ def group_key(observed: ObservedUpdate, config: AttackConfig, attack: str) -> tu
         layout = layout_for(observed, config)
     except Exception:  # noqa: BLE001 - the one-at-a-time path reports it as 'failed'
         return None
-    free = attack == "dlg" and observed.labels is None
-    return observed.spec, layout, free
+    return observed.spec, layout, learns_labels(observed, LABEL_INFERENCE[attack])
 
 
 def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -35,11 +35,12 @@ class SlotProgress:
     added by ``optimise_slots``), so a victim is held to the budget it would have alone.
     """
 
-    def __init__(self, x0: torch.Tensor, iterations: int, tolerance: float, budget: float,
-                 stall_patience: int, keep_initial: bool) -> None:
+    def __init__(self, x0: torch.Tensor, budget: float, rule_settings: dict[str, Any]) -> None:
+        """x0 [V, n]: the slots' first states; budget: seconds per victim; rule_settings: ``StopRule``'s
+        keyword arguments (``attacks.gradient.dummy_stop_settings``)."""
         v = x0.shape[0]
-        self.rule_settings = (iterations, tolerance, stall_patience, keep_initial)
-        self.rules = [StopRule(*self.rule_settings) for _ in range(v)]
+        self.rule_settings = dict(rule_settings)
+        self.rules = [StopRule(**self.rule_settings) for _ in range(v)]
         self.best = x0.detach().clone()  # [V, n] state of the lowest loss so far
         self.done = torch.zeros(v, dtype=torch.bool, device=x0.device)
         self.evals = torch.zeros(v, dtype=torch.long, device=x0.device)  # objective evaluations counted
@@ -51,7 +52,7 @@ class SlotProgress:
 
     def reset(self, slot: int, x0: torch.Tensor, spent: float) -> None:
         """Start a new victim in ``slot`` from x0 [n], ``spent`` seconds already on its clock."""
-        self.rules[slot] = StopRule(*self.rule_settings)
+        self.rules[slot] = StopRule(**self.rule_settings)
         self.best[slot] = x0
         self.done[slot], self.evals[slot], self.spent[slot] = False, 0, spent
 

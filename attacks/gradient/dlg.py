@@ -13,16 +13,10 @@ reason 'stalled'), so ``restarts=3`` costs little and is advisable.
 
 from __future__ import annotations
 
-import torch
-
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import declared_labels, label_rule_attempt, run_attack
+from attacks.gradient.optimise import LabelInference, dummy_attack_attempt, run_attack
 
-
-def choose_labels(matcher: GradientMatcher, seed: int) -> torch.Tensor | None:
-    """DLG's labels: the declared ones (long [B]), else None (a free soft label, learnt)."""
-    return declared_labels(matcher.observed)
+INFER_LABELS: LabelInference | None = None  # DLG learns a free soft label unless the labels are declared
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
@@ -32,4 +26,4 @@ def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstructio
     [B, T, C, H, W] (events) and labels = argmax of the learnt soft label.
     Never raises: problems become status 'diverged' or 'failed'.
     """
-    return run_attack(observed, config, label_rule_attempt(config, choose_labels), "dlg")
+    return run_attack(observed, config, dummy_attack_attempt(config, INFER_LABELS), "dlg")

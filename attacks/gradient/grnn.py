@@ -35,7 +35,7 @@ from torch import nn
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, declared_labels, optimise, run_attack
+from attacks.gradient.optimise import Attempt, declared_labels, optimise, reported_labels, run_attack
 
 STEM_CHANNELS = 256  # before the GLU halves them
 INIT_STD = 0.02
@@ -123,8 +123,7 @@ def grnn_attempt(
                      stall_patience=0)
     with torch.no_grad():
         images, probs = generate()
-    chosen = probs.argmax(-1) if labels is None else labels
-    return Attempt(images.detach(), probs.detach(), chosen, trace, initial)
+    return Attempt(images.detach(), probs.detach(), reported_labels(probs, labels), trace, initial)
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:

@@ -28,7 +28,7 @@ import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import declared_labels, label_rule_attempt, run_attack
+from attacks.gradient.optimise import LabelInference, dummy_attack_attempt, run_attack
 
 PROBES = 16  # dummies used to estimate the victim's mean prediction
 
@@ -85,20 +85,21 @@ def mean_prediction(matcher: GradientMatcher, seed: int, probes: int = PROBES) -
     return matcher.model(inputs).softmax(-1).mean(0)
 
 
-def choose_labels(matcher: GradientMatcher, seed: int) -> torch.Tensor:
-    """iDLG's labels, long [B]: the declared ones, else ``infer_labels`` on the observed
+def infer_from_gradient(matcher: GradientMatcher, seed: int) -> torch.Tensor:
+    """iDLG's labels when none are declared, long [B]: ``infer_labels`` on the observed
     gradient (with ``mean_prediction`` on probes seeded ``seed`` for batches)."""
-    known = declared_labels(matcher.observed)
-    if known is not None:
-        return known
     probs = mean_prediction(matcher, seed) if matcher.layout.batch > 1 else None
     return infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
+
+
+INFER_LABELS: LabelInference = infer_from_gradient
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
     """Rebuild the client's batch from its update by iDLG.
 
-    Labels: ``choose_labels``. Returns samples [B, C, H, W] (images) or
-    [B, T, C, H, W] (events). Never raises: problems become status 'diverged' or 'failed'.
+    Labels: ``observed.labels`` when declared, else ``infer_from_gradient``.
+    Returns samples [B, C, H, W] (images) or [B, T, C, H, W] (events).
+    Never raises: problems become status 'diverged' or 'failed'.
     """
-    return run_attack(observed, config, label_rule_attempt(config, choose_labels), "idlg")
+    return run_attack(observed, config, dummy_attack_attempt(config, INFER_LABELS), "idlg")

@@ -7,13 +7,12 @@ generator's weights) down a matching objective; ``StopRule``
 exception into a 'failed' Reconstruction and attaches the diagnostics: attacks
 never raise. The pieces of a dummy attack that the batched engine
 (``attacks.batched``) runs too are defined here once: the starting state
-(``initial_state``), the declared labels (``declared_labels``) and the ending
-(``to_reconstruction``).
+(``initial_state``), the labels (``choose_labels``, ``reported_labels``) and
+the ending (``to_reconstruction``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections.abc import Callable
@@ -22,7 +21,8 @@ import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.stopping import Attempt, StopRule, Trace, keep_better, restart_due
+from attacks.gradient.stopping import (Attempt, StopRule, Trace, dummy_stop_settings, keep_better, restart_due,
+                                      time_budget)
 from attacks.gradient.thresholding import binarise
 
 
@@ -81,12 +81,31 @@ def optimise(
 
 
 AttemptFn = Callable[[GradientMatcher, int, float], Attempt]
-LabelRule = Callable[[GradientMatcher, int], "torch.Tensor | None"]  # (matcher, seed) -> labels [B] or None
+LabelInference = Callable[[GradientMatcher, int], torch.Tensor]  # (matcher, seed) -> inferred labels long [B]
 
 
 def declared_labels(observed: ObservedUpdate) -> torch.Tensor | None:
     """The labels the client declared (long [B]), or None when it did not."""
     return None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
+
+
+def choose_labels(matcher: GradientMatcher, seed: int, infer: LabelInference | None) -> torch.Tensor | None:
+    """A dummy attack's labels, long [B]: the declared ones, else ``infer(matcher, seed)``
+    (iDLG); None when the attack has no inference (DLG): it learns a free soft label."""
+    known = declared_labels(matcher.observed)
+    if known is not None or infer is None:
+        return known
+    return infer(matcher, seed)
+
+
+def learns_labels(observed: ObservedUpdate, infer: LabelInference | None) -> bool:
+    """Whether ``choose_labels`` gives None for this victim, without building its matcher."""
+    return observed.labels is None and infer is None
+
+
+def reported_labels(probs: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    """The labels an attempt reports: the known ones, else the argmax of its soft label probs [B, K]."""
+    return probs.argmax(-1) if known is None else known
 
 
 def initial_state(matcher: GradientMatcher, seed: int, free_labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -124,17 +143,16 @@ def dummy_attempt(
         label_probs = lambda: logits.softmax(-1)
     trace = optimise(
         variables, lambda: matcher.loss(dummy, label_probs()), make_optimizer(config)(variables),
-        config.iterations, config.tolerance, deadline, config.stall_patience,
-        after_update=lambda: matcher.layout.project_(dummy, config), keep_initial=config.thresholding != "in",
+        deadline=deadline, after_update=lambda: matcher.layout.project_(dummy, config), **dummy_stop_settings(config),
     )
     probs = label_probs().detach()
-    chosen = probs.argmax(-1) if labels is None else labels
-    return Attempt(dummy.detach(), probs, chosen, trace, start)
+    return Attempt(dummy.detach(), probs, reported_labels(probs, labels), trace, start)
 
 
-def label_rule_attempt(config: AttackConfig, labels: LabelRule) -> AttemptFn:
-    """The attempt of a dummy attack whose labels come from ``labels(matcher, seed)`` (DLG, iDLG)."""
-    return lambda matcher, seed, deadline: dummy_attempt(matcher, config, seed, deadline, labels(matcher, seed))
+def dummy_attack_attempt(config: AttackConfig, infer: LabelInference | None) -> AttemptFn:
+    """The attempt of a dummy attack (DLG: ``infer=None``; iDLG: its label inference)."""
+    return lambda matcher, seed, deadline: dummy_attempt(matcher, config, seed, deadline,
+                                                         choose_labels(matcher, seed, infer))
 
 
 def run_attack(observed: ObservedUpdate, config: AttackConfig, attempt: AttemptFn, name: str) -> Reconstruction:
@@ -145,7 +163,7 @@ def run_attack(observed: ObservedUpdate, config: AttackConfig, attempt: AttemptF
     'failed' with the exception as reason; nothing propagates to the caller.
     """
     start = time.perf_counter()
-    deadline = start + config.time_budget_s if config.time_budget_s else math.inf
+    deadline = start + time_budget(config)
     try:
         matcher = GradientMatcher(observed, config)
         best: Attempt | None = None

@@ -15,14 +15,19 @@ three decisions:
   a diverged one);
 - ``restart_due``: whether another restart runs (not converged, restarts
   left, time left).
+
+``dummy_stop_settings`` and ``time_budget`` read the AttackConfig for both.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+from attacks.core import AttackConfig
 
 
 @dataclass
@@ -60,15 +65,16 @@ class StopRule:
         Optimiser steps allowed; the evaluation after the last step only scores it.
     tolerance : float
         'converged' once a loss is below it.
-    patience : int
+    stall_patience : int
         'stalled' after this many consecutive steps with an unchanged loss; 0 = never.
     keep_initial : bool
         Whether the untouched initial state may be the best one (False for
         Algorithm 2, which must return a binarised, i.e. updated, state).
     """
 
-    def __init__(self, iterations: int, tolerance: float, patience: int, keep_initial: bool) -> None:
-        self.iterations, self.tolerance, self.patience, self.keep_initial = iterations, tolerance, patience, keep_initial
+    def __init__(self, iterations: int, tolerance: float, stall_patience: int, keep_initial: bool) -> None:
+        self.iterations, self.tolerance, self.patience = iterations, tolerance, stall_patience
+        self.keep_initial = keep_initial
         self.trace = Trace(reason=f"{iterations} iterations spent")
         self.step, self.unchanged, self.previous = 0, 0, math.nan
 
@@ -118,3 +124,18 @@ def keep_better(held: Attempt | None, current: Attempt) -> Attempt:
 def restart_due(last: Trace, restarts_run: int, restarts: int, out_of_time: bool) -> bool:
     """Whether another restart runs after ``restarts_run`` of ``restarts``, the last ending as ``last``."""
     return last.status != "converged" and restarts_run < restarts and not out_of_time
+
+
+def dummy_stop_settings(config: AttackConfig) -> dict[str, Any]:
+    """``StopRule``'s settings for every run of a dummy attack (DLG, iDLG), alone or in a slot.
+
+    Algorithm 2 (``thresholding='in'``) must return a binarised, i.e. updated,
+    state, so its untouched start is never kept.
+    """
+    return {"iterations": config.iterations, "tolerance": config.tolerance,
+            "stall_patience": config.stall_patience, "keep_initial": config.thresholding != "in"}
+
+
+def time_budget(config: AttackConfig) -> float:
+    """Seconds one attack may take over all its restarts; inf when unbudgeted."""
+    return config.time_budget_s or math.inf

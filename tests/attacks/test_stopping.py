@@ -49,7 +49,8 @@ def alone(losses: list[float], keep_initial: bool, out_of_time: bool) -> tuple[T
 def batched(scripts: list[list[float]], keep_initial: bool, out_of_time: bool) -> tuple[list[Trace], list[float]]:
     """The same scripts, one per slot, through ``SlotProgress.step_start`` tick by tick."""
     x = torch.zeros(len(scripts), 1)
-    progress = SlotProgress(x, 4, 1e-6, -1.0 if out_of_time else math.inf, 2, keep_initial)
+    settings = {"iterations": 4, "tolerance": 1e-6, "stall_patience": 2, "keep_initial": keep_initial}
+    progress = SlotProgress(x, -1.0 if out_of_time else math.inf, settings)
     tick = 0
     while not bool(progress.done.all()):
         idx = torch.nonzero(~progress.done).flatten()
