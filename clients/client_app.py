@@ -17,7 +17,7 @@ from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import client_train
 from clients.defense_mods import defense_mod
 
-torch.set_num_threads(1)  # one intra-op thread per simulated client (ENVIRONMENT.md)
+torch.set_num_threads(1)  # one intra-op thread per simulated client (see attacks.batched.parallel)
 
 app = ClientApp()
 
