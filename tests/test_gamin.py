@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fedsnn.analysis.scoring import evaluate_gamin
+from fedsnn.analysis.gamin_scoring import evaluate_gamin
 from attacks.blackbox import GaminConfig, fidelity, m_global, oracle_for_target, random_probes, run_gamin, update_k
 from fedsnn.task.models import TargetSpec, build_target, soft_cross_entropy
 from fedsnn.task.data import LabelledData
