@@ -209,7 +209,9 @@ def set_aside(checkpoint: Path, error: Exception) -> Path:
     would execute code from an untrusted file, and must not be repeated.
     """
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = checkpoint.with_name(f"{checkpoint.stem}.unreadable-{stamp}.pt")
+    aside, n = checkpoint.with_name(f"{checkpoint.stem}.unreadable-{stamp}.pt"), 1
+    while aside.exists():  # two failures within a second keep both files
+        aside, n = checkpoint.with_name(f"{checkpoint.stem}.unreadable-{stamp}-{n}.pt"), n + 1
     os.replace(checkpoint, aside)
     meta = checkpoint.with_suffix(".json")
     if meta.exists():

@@ -169,11 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     references = {name: [leak.summary() | {"class": leak.target_class} for leak in leaks]
                   for name, leaks in reference_scores(pools, judge, split.test, train).items()}
     (args.out / "references.json").write_text(json.dumps(references, indent=1))
-    accuracies, timings = {}, {}
+    accuracies = json.loads((args.out / "targets.json").read_text()) if (args.out / "targets.json").exists() else {}
+    timings = {}
     for kind in kinds_of(args):
         for seed in (control_seeds if kind.endswith("-untrained") else seeds):
             model, acc, train_s = get_target(kind, seed, train, split.test, args, log)
             accuracies[f"{kind}-s{seed}"] = acc
+            (args.out / "targets.json").write_text(json.dumps(accuracies, indent=1))
             config = GaminConfig(budget=args.budget, batch_size=args.batch_size, seed=seed, log_every=args.log_every,
                                  warmup=args.warmup, probes=args.probes)
             start = time.perf_counter()
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     log(write_leakage_tables(args.out, args.dataset, accuracies, units, references))
     save_leakage_grid(args.out / "grid.png", args.out / "samples", units, seeds[0],
                       f"GAMIN on {args.dataset} at {args.budget:,} queries per class (seed {seeds[0]})")
+    runs = json.loads((args.out / "run.json").read_text())["invocations"] if (args.out / "run.json").exists() else []
     record = {
         "command": "python -m simulations.gamin.reproduce " + " ".join(sys.argv[1:] if argv is None else argv),
         "args": {k: str(v) for k, v in vars(args).items()}, "gamin_config": asdict(config),
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "snntorch": snntorch.__version__, "platform": platform.platform()},
     }
-    (args.out / "run.json").write_text(json.dumps(record, indent=2))
+    (args.out / "run.json").write_text(json.dumps({"invocations": runs + [record]}, indent=2))
     log(f"wall time of this invocation {record['wall_time_s_this_invocation']:.0f} s")
 
 
