@@ -23,7 +23,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=int, default=1_280_000, help="target queries per class (paper: 1,280,000)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping recorded units")
+    p.add_argument("--report-only", action="store_true", help="rewrite the tables and grid of --out from its records")
     p.add_argument("--targets", default="ann,snn")
     p.add_argument("--controls", default="untrained,invalid", help=f"comma-separated from {CONTROLS}, or 'none'")
     p.add_argument("--classes", default="", help="comma-separated class indices; '' = all")
@@ -146,7 +147,7 @@ def kinds_of(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    if not args.resume and ((args.out / "run.json").exists() or (args.out / "per_class.jsonl").exists()):
+    if not (args.resume or args.report_only) and ((args.out / "run.json").exists() or (args.out / "per_class.jsonl").exists()):
         raise SystemExit(f"--out {args.out} already holds a run; choose a new folder or pass --resume")
     args.out.mkdir(parents=True, exist_ok=True)
     logfile = (args.out / "log.txt").open("a")
@@ -166,18 +167,23 @@ def main(argv: list[str] | None = None) -> None:
     control_seeds = [int(s) for s in args.control_seeds.split(",")] if args.control_seeds else seeds
     judge = None if args.no_judge else load_judge(args.dataset, args.data_dir)
     pools = reference_pools(train, judge, args.pool_per_class, seed=0)
-    references = {name: [leak.summary() | {"class": leak.target_class} for leak in leaks]
-                  for name, leaks in reference_scores(pools, judge, split.test, train).items()}
-    (args.out / "references.json").write_text(json.dumps(references, indent=1))
+    references_file = args.out / "references.json"
+    if args.report_only and references_file.exists():
+        references = json.loads(references_file.read_text())
+    else:
+        references = {name: [leak.summary() | {"class": leak.target_class} for leak in leaks]
+                      for name, leaks in reference_scores(pools, judge, split.test, train).items()}
+        references_file.write_text(json.dumps(references, indent=1))
     accuracies = json.loads((args.out / "targets.json").read_text()) if (args.out / "targets.json").exists() else {}
     timings = {}
-    for kind in kinds_of(args):
+    config = GaminConfig(budget=args.budget, batch_size=args.batch_size, seed=seeds[0], log_every=args.log_every,
+                         warmup=args.warmup, probes=args.probes)
+    for kind in ([] if args.report_only else kinds_of(args)):
         for seed in (control_seeds if kind.endswith("-untrained") else seeds):
             model, acc, train_s = get_target(kind, seed, train, split.test, args, log)
             accuracies[f"{kind}-s{seed}"] = acc
             (args.out / "targets.json").write_text(json.dumps(accuracies, indent=1))
-            config = GaminConfig(budget=args.budget, batch_size=args.batch_size, seed=seed, log_every=args.log_every,
-                                 warmup=args.warmup, probes=args.probes)
+            config = replace(config, seed=seed)
             start = time.perf_counter()
             wanted = snn_classes if base_kind(kind) == "snn" else classes
             invert_target(kind, seed, model, wanted, config, split.test, judge, pools, args.out, log)
