@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fedsnn.task.data import DATASETS, PARTITIONINGS
+from fedsnn.task.data import DATASETS, EVENT_DATASETS, PARTITIONINGS
 from attacks import ATTACK_NAMES
 from attacks.core import DEVICES as ATTACK_DEVICES
 from attacks.core import FEDAVG_HANDLINGS, MODES, THRESHOLDINGS
@@ -102,8 +102,8 @@ class RunConfig:
                 f"a folder holding '{self.dataset}' (only 'mnist' has a built-in sample); see README 'Real data'",
             )
 
-        if self.dataset == "dvs-gesture" and self.model != "snn-lenet":
-            raise RunConfigError("model", self.model, "'snn-lenet' for event data (dvs-gesture has no ANN input)")
+        if self.dataset in EVENT_DATASETS and self.model != "snn-lenet":
+            raise RunConfigError("model", self.model, f"'snn-lenet' for event data ({self.dataset} has no ANN input)")
 
         if self.device == "cuda" and not torch.cuda.is_available():
             raise RunConfigError("device", self.device, "'cpu' or 'auto' (no CUDA device is visible)")
@@ -114,7 +114,7 @@ class RunConfig:
         self.attacked_rounds()  # validates attack-rounds
         self.gamin_round_set()
         self.gamin_class_list()
-        if self.gamin_round_set() and self.dataset == "dvs-gesture":
+        if self.gamin_round_set() and self.dataset in EVENT_DATASETS:
             raise RunConfigError("gamin-rounds", self.gamin_rounds, "'none' for event data (GAMIN generates static inputs)")
 
     @property

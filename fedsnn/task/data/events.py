@@ -92,6 +92,15 @@ def read_nmnist(path: Path) -> np.ndarray:
     return events
 
 
+def write_nmnist(path: Path, x: np.ndarray, y: np.ndarray, t_us: np.ndarray, on: np.ndarray) -> None:
+    """Write events in the publisher's 40-bit .bin layout (byte 0 x, byte 1 y, byte 2 polarity bit 7 and
+    timestamp bits 22..16, bytes 3-4 timestamp bits 15..0); for tests."""
+    t = np.asarray(t_us, dtype=np.uint32)
+    raw = np.stack([x, y, (np.asarray(on, np.uint32) << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF], 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw.astype(np.uint8).tobytes())
+
+
 def load_nmnist(root: Path | None, timesteps: int = 20, download: bool = False, **_: object) -> Split:
     """N-MNIST (Orchard et al. 2015): 10 digit classes, frames [T, 2, 34, 34]; the publisher's split."""
     import tonic
@@ -213,4 +222,4 @@ def _label_sources(index: Path) -> dict[str, str]:
 
 
 EVENT_LOADERS: dict[str, Callable[..., Split]] = {"nmnist": load_nmnist, "dvs-gesture": load_dvs_gesture}
-__all__ = ["EVENT_LOADERS", "load_dvs_gesture", "load_gesture_cuts", "load_nmnist", "spike_frames"]
+__all__ = ["EVENT_LOADERS", "load_dvs_gesture", "load_gesture_cuts", "load_nmnist", "spike_frames", "write_nmnist"]

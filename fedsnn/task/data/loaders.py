@@ -154,7 +154,7 @@ def _read_image(dataset: str, path: Path, mode: str, size: int) -> np.ndarray:
             if size:
                 im = im.resize((size, size), Image.BILINEAR)
             return np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL: truncated or not an image
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:  # PIL: truncated or not an image
         raise DataFormatError(dataset, path, f"a readable {path.suffix} image", f"{type(err).__name__}: {err}") from err
 
 
