@@ -122,3 +122,28 @@ def test_event_data_needs_snn_lenet_and_no_gamin(dataset):
     with pytest.raises(RunConfigError, match="gamin-rounds.*'none' for event data"):
         RunConfig(dataset=dataset, data_dir="/tmp", model="snn-lenet")
     RunConfig(dataset=dataset, data_dir="/tmp", model="snn-lenet", gamin_rounds="none")
+
+
+def test_nmnist_federation_attacks_event_updates_every_round(tmp_path):
+    """The real ServerApp and ClientApp on the in-memory grid: SNN-LeNet on N-MNIST frames, iDLG each round."""
+    from flower_grid import InMemoryGrid
+    from flwr.app import Context, RecordDict
+
+    from clients.client_app import app as client_app
+    from fedsnn.experiment.runs import read_jsonl
+    from server.server_app import main as server_main
+
+    make_nmnist(tmp_path / "data", train_labels=tuple(range(10)) * 2, test_labels=tuple(range(10)), events=200)
+    run_config = {"dataset": "nmnist", "data-dir": str(tmp_path / "data"), "model": "snn-lenet", "timesteps": 3,
+                  "num-rounds": 2, "mode": "fedsgd", "batch-size": 2, "attacks": "idlg", "attack-iterations": 2,
+                  "attack-samples": 1, "judge": "none", "gamin-rounds": "none", "output-dir": str(tmp_path / "runs")}
+    grid = InMemoryGrid(client_app, 2, run_config)
+    server_main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=run_config))
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["round"] for r in metrics] == [0, 1, 2] and all(r["clients-ok"] == 2 for r in metrics[1:])
+    leakage = read_jsonl(run_dir / "leakage.jsonl")
+    assert sorted({r["round"] for r in leakage}) == [1, 2] and len(leakage) == 4  # 2 clients x 2 rounds
+    assert all(r["status"] != "failed" for r in leakage), [r.get("reason") for r in leakage]
+    rebuilt = torch.load(next((run_dir / "reconstructions").glob("r001-*.pt")), weights_only=True)
+    assert any(t.dim() == 5 and t.shape[-3:] == (2, 34, 34) for t in rebuilt.values() if isinstance(t, torch.Tensor))
