@@ -6,10 +6,14 @@ so that a difference from the paper can be read against the sampling error.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from fedsnn.experiment.runs import read_jsonl
 
 CONFIDENCE = 0.95
 
@@ -55,3 +59,37 @@ def mean_cell(values: Sequence[float], digits: int = 2, statistic: Callable = np
         return "-"
     lo, hi = bootstrap(x, statistic)
     return f"{statistic(np.array(x)):.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def table4_intervals(records: list[dict], asr_note: str) -> str:
+    """Table IV's cells with intervals: success and label accuracy (Wilson), PSNR and SSIM mean and
+    median (bootstrap), one row per (dataset, attack, model) in ``records`` of ``simulations.table4``."""
+    cells: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        cells.setdefault((r["dataset"], r["attack"], r["model"]), []).append(r)
+    lines = ["| dataset | attack | model | n | success (MSE < 1e-3) % | label accuracy % | PSNR dB mean | PSNR dB median "
+             "| SSIM mean | SSIM median | ASR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (dataset, attack, model), rs in sorted(cells.items()):
+        psnr, ssim = [r["psnr"] for r in rs], [r["ssim"] for r in rs]
+        lines.append(f"| {dataset} | {attack} | {model} | {len(rs)} | {rate_cell([r['success'] for r in rs])} "
+                     f"| {rate_cell([r['label_correct'] for r in rs])} | {mean_cell(psnr, 1)} "
+                     f"| {mean_cell(psnr, 1, np.median)} | {mean_cell(ssim, 3)} | {mean_cell(ssim, 3, np.median)} "
+                     f"| {asr_note} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m simulations.intervals",
+                                description="Table IV cells with 95% intervals, from a simulations.table4 --out folder")
+    p.add_argument("out", help="folder holding records.jsonl of simulations.table4")
+    p.add_argument("--asr-note", default="none: no judge", help="text of the ASR column when no judge scored")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    text = table4_intervals(read_jsonl(out / "records.jsonl"), args.asr_note)
+    (out / "intervals.md").write_text("# Table IV cells with 95% intervals (Wilson for rates, bootstrap for PSNR/SSIM)"
+                                      "\n\n" + text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

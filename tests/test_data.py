@@ -223,3 +223,13 @@ def test_partition_rejects_bad_alpha():
 def test_samples_are_floats_in_unit_range():
     x = load_dataset("mnist").test.samples
     assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
+
+
+def test_cifar100_pool_puts_train_then_test_images_in_the_training_pickle(tmp_path):
+    from simulations.cifar100_pool import pool
+
+    make_cifar(tmp_path / "src", train=3, test=2)
+    assert pool(tmp_path / "src", tmp_path / "dst") == 5
+    source, pooled = load_cifar100(tmp_path / "src"), load_cifar100(tmp_path / "dst")
+    assert torch.equal(pooled.train.samples, torch.cat([source.train.samples, source.test.samples]))
+    assert pooled.train.labels.tolist() == [0, 1, 2, 0, 1] and torch.equal(pooled.test.samples, source.test.samples)
