@@ -145,5 +145,6 @@ def test_nmnist_federation_attacks_event_updates_every_round(tmp_path):
     leakage = read_jsonl(run_dir / "leakage.jsonl")
     assert sorted({r["round"] for r in leakage}) == [1, 2] and len(leakage) == 4  # 2 clients x 2 rounds
     assert all(r["status"] != "failed" for r in leakage), [r.get("reason") for r in leakage]
+    assert {r.get("label-source") for r in leakage if "samples" in r} == {"given"}  # the DVS cuts' records say 'inferred ...'
     rebuilt = torch.load(next((run_dir / "reconstructions").glob("r001-*.pt")), weights_only=True)
     assert any(t.dim() == 5 and t.shape[-3:] == (2, 34, 34) for t in rebuilt.values() if isinstance(t, torch.Tensor))

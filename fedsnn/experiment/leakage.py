@@ -54,6 +54,7 @@ class LeakageRecorder:
                 line["summary"] = summarise(records)
                 line["inferred-labels"] = reconstruction.labels.tolist()
                 line["true-labels"] = truth.labels.tolist()[:64]
+                line["label-source"] = truth.label_source  # 'given', or e.g. the DVS cuts' 'inferred ...'
                 line["client-samples"] = len(truth)
                 path = self.dir / "reconstructions" / f"r{server_round:03d}-p{partition_id}-{attack}.pt"
                 torch.save({"original": matched.samples, "labels": matched.labels,
