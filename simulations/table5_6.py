@@ -15,7 +15,8 @@ Table VI: l2 between real samples of one class (intra) and of two (inter).
                recordings of dvs128_gesture/, whose labels are inferred: every
                record says so); victims from the test split, or the cuts
                (training split) when there is none; no judge for the cuts
-  synthetic    ``synthetic_gestures``: NOT comparable to the paper, labelled so
+  synthetic    ``synthetic_gestures`` (victims from its training split): NOT
+               comparable to the paper, labelled so
 
     python -m simulations.table5_6 --dataset nmnist --data-dir /work/shared/data --samples 20 \
         --in-samples 5 --out simulations/results/table5_6/nmnist --time-budget 5
@@ -105,8 +106,12 @@ def judge_for(args: argparse.Namespace, split: Split, source: str) -> tuple[Mode
 
 
 def victims(split: Split, args: argparse.Namespace) -> tuple[str, LabelledData, list[int]]:
-    """(split name, its data, the victims' indices): the test split when it has samples, else train."""
-    name, data = ("test", split.test) if len(split.test) else ("train", split.train)
+    """(split name, its data, the victims' indices): the test split when it has samples, else train.
+
+    Synthetic victims stay training samples, as in the records committed before real data came.
+    """
+    real_test = len(split.test) and args.dataset != "synthetic"
+    name, data = ("test", split.test) if real_test else ("train", split.train)
     return name, data, sample_indices(args.dataset, len(data), args.samples, args.seed)
 
 
