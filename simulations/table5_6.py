@@ -149,12 +149,16 @@ def run(args: argparse.Namespace, out: Path) -> None:
     split, source = event_data(args)
     judge, judge_acc = judge_for(args, split, source)
     split_name, data, indices = victims(split, args)
-    on_originals = accuracy(judge, data.subset(indices)) if judge is not None and indices else None
+    chosen = data.subset(indices)
+    on_originals = accuracy(judge, chosen) if judge is not None and indices else None
+    # control: a silent (all-zero) reconstruction, what binarising at a high tau tends to leave
+    silent = LabelledData(torch.zeros_like(chosen.samples), chosen.labels, chosen.num_classes)
+    on_silent = accuracy(judge, silent) if judge is not None and indices else None
     RecordLog(out / "invocations.jsonl").append({
         "argv": sys.argv[1:], "config": vars(args), "source": source, "label_source": data.label_source,
         "victim_split": split_name, "victims": len(indices), "frames": list(data.samples.shape[1:]),
         "judge_accuracy": judge_acc, "judge_test_size": len(split.test) if judge is not None else 0,
-        "judge_on_originals": on_originals, **provenance()})
+        "judge_on_originals": on_originals, "judge_on_silent": on_silent, **provenance()})
     log = RecordLog(out / "records.jsonl", out / "records.csv", CSV_FIELDS)
     done = {(r["attack"], r["algorithm"], r["tau"] if r["algorithm"] == "in" else None, r["sample"])
             for r in read_jsonl(out / "records.jsonl")}

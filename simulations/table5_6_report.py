@@ -98,11 +98,13 @@ def section(folder: Path, level: str = "##") -> str:
     else:
         n_test = meta.get("judge_test_size") or config.get("synthetic_test", 0)
         lo, hi = wilson(round(acc * n_test), n_test) if n_test else (float("nan"),) * 2
-        ceiling = meta.get("judge_on_originals")
+        ceiling, silent = meta.get("judge_on_originals"), meta.get("judge_on_silent")
         lines += ["", f"Judge (spiking CNN, fedsnn.analysis.judges) held-out accuracy {100 * acc:.1f}% "
                   f"[{100 * lo:.1f}, {100 * hi:.1f}] on {n_test} test samples"
                   + (f"; on the victims' originals {100 * ceiling:.1f}% (the ASR a perfect attack would get)"
-                     if ceiling is not None else "") + "."]
+                     if ceiling is not None else "")
+                  + (f"; on all-zero frames with the victims' labels {100 * silent:.1f}% (the ASR of a "
+                     "reconstruction with no spike left)" if silent is not None else "") + "."]
     lines += ["", f"{level}# Table V: ours [95% interval] (paper)", "",
               "| tau | attack | post n | post ASR % (paper) | post l2 (paper) | in n | in ASR % (paper) | in l2 (paper) "
               "| spike density post / in | s per attack post / in |", "|---|---|---|---|---|---|---|---|---|---|"]
