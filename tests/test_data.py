@@ -16,6 +16,7 @@ from fedsnn.task.data.idx import read_idx, write_idx
 from fedsnn.task.data.events import load_dvs_gesture, load_nmnist
 from fedsnn.task.data.loaders import load_att_faces, load_cifar100, load_lfw, load_mnist
 from fedsnn.errors import DataFormatError, DataNotFoundError
+from simulations.cifar100_pool import pool
 
 rng = np.random.default_rng(0)
 
@@ -226,8 +227,6 @@ def test_samples_are_floats_in_unit_range():
 
 
 def test_cifar100_pool_puts_train_then_test_images_in_the_training_pickle(tmp_path):
-    from simulations.cifar100_pool import pool
-
     make_cifar(tmp_path / "src", train=3, test=2)
     assert pool(tmp_path / "src", tmp_path / "dst") == 5
     source, pooled = load_cifar100(tmp_path / "src"), load_cifar100(tmp_path / "dst")

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from flower_grid import InMemoryGrid
+from flwr.app import Context, RecordDict
 
+from clients.client_app import app as client_app
+from fedsnn.experiment.runs import read_jsonl
+from server.server_app import main as server_main
 from fedsnn.errors import DataFormatError, DataNotFoundError, RunConfigError
 from fedsnn.experiment.config import RunConfig
 from fedsnn.task.data import EVENT_DATASETS, load_dataset
@@ -126,17 +131,11 @@ def test_event_data_needs_snn_lenet_and_no_gamin(dataset):
 
 def test_nmnist_federation_attacks_event_updates_every_round(tmp_path):
     """The real ServerApp and ClientApp on the in-memory grid: SNN-LeNet on N-MNIST frames, iDLG each round."""
-    from flower_grid import InMemoryGrid
-    from flwr.app import Context, RecordDict
-
-    from clients.client_app import app as client_app
-    from fedsnn.experiment.runs import read_jsonl
-    from server.server_app import main as server_main
-
     make_nmnist(tmp_path / "data", train_labels=tuple(range(10)) * 2, test_labels=tuple(range(10)), events=200)
     run_config = {"dataset": "nmnist", "data-dir": str(tmp_path / "data"), "model": "snn-lenet", "timesteps": 3,
                   "num-rounds": 2, "mode": "fedsgd", "batch-size": 2, "attacks": "idlg", "attack-iterations": 2,
-                  "attack-samples": 1, "judge": "none", "gamin-rounds": "none", "output-dir": str(tmp_path / "runs")}
+                  "attack-samples": 1, "attack-time-budget": 2.0, "eval-samples": 4, "judge": "none", "gamin-rounds": "none",
+                  "output-dir": str(tmp_path / "runs")}
     grid = InMemoryGrid(client_app, 2, run_config)
     server_main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=run_config))
     (run_dir,) = list((tmp_path / "runs").iterdir())
