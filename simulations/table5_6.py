@@ -38,7 +38,8 @@ from fedsnn.analysis.judges import DEFAULT_CACHE, ModelJudge, Recipe, cache_path
 from fedsnn.task.models import ModelSpec
 from fedsnn.experiment.runs import RecordLog, read_jsonl
 from fedsnn.provenance import provenance
-from simulations.table4 import client_update, sample_indices, score
+from fedsnn.experiment.simulated_client import client_update
+from simulations.common import sample_indices, score
 
 PAPER_V = {  # (attack, tau) -> (post ASR %, post l2, in ASR %, in l2)
     ("dlg", 0.1): (9.41, 504.03, 9.60, 457.26), ("idlg", 0.1): (9.19, 508.09, 9.60, 457.28),

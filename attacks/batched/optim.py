@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import torch
 
+from attacks.core import TIME_GUARD
 from attacks.gradient import Trace
 
 Evaluate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -90,7 +91,7 @@ class Book:
                 tr.reason = f"stalled: loss unchanged for {self.unchanged[v]} steps at {loss:.4g}"
                 continue
             if spent[a] > self.budget:
-                tr.reason = f"time budget spent after {tr.iterations} steps"
+                tr.reason = f"{TIME_GUARD} after {tr.iterations} steps (wall-clock safety limit)"
                 continue
             self.step[v] += 1
             stop[a] = False

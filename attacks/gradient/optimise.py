@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
+from attacks.core import TIME_GUARD, AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
 from attacks.gradient.thresholding import binarise
 
@@ -117,7 +117,7 @@ def optimise(
             trace.reason = f"stalled: loss unchanged for {unchanged} steps at {loss:.4g}"
             break
         if time.perf_counter() > deadline:
-            trace.reason = f"time budget spent after {trace.iterations} steps"
+            trace.reason = f"{TIME_GUARD} after {trace.iterations} steps (wall-clock safety limit)"
             break
         after_update()
     with torch.no_grad():
