@@ -127,6 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("simulations/results/verdict"))
     p.add_argument("--attacks", default="all", help="comma-separated registry names, or 'all'")
     p.add_argument("--inits", default=",".join(INITS))
+    p.add_argument("--models", default=",".join(MODELS), help="run only these models (a paired cell needs both)")
     p.add_argument("--samples", type=int, default=100, help="samples per cell, batched attacks (DLG, iDLG)")
     p.add_argument("--slow-samples", type=int, default=8, help="samples per cell, attacks run one at a time")
     p.add_argument("--seeds", type=int, default=3, help="model seeds; sample i uses seed i %% seeds")
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     order += [(a, i) for a in attacks if a not in BATCHED for i in args.inits.split(",")]
     for attack, init in order:
         n = args.samples if attack in BATCHED else args.slow_samples
-        for model in MODELS:
+        for model in args.models.split(","):
             todo = [i for i in range(n) if (attack, init, model, i) not in done]
             if todo:
                 run_cell(study, Cell(attack, init, model), todo, log)

@@ -48,7 +48,7 @@ def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config, caplog
     with caplog.at_level(logging.INFO, logger="fedsnn"):
         _, run_dir = run(cfg)
     (round_line,) = [m for m in caplog.messages if m.startswith("leakage round 2 idlg")]
-    assert "gain over label-only guess: SSIM" in round_line and "label-only floor" in round_line
+    assert "gain over label-only guess: SSIM" in round_line and "label-only floor" in round_line and "ceiling" in round_line
     lines = read_jsonl(run_dir / "leakage.jsonl")
     assert {line["round"] for line in lines} == {2} and {line["partition"] for line in lines} == {0, 1}
     for line in lines:

@@ -25,7 +25,7 @@ import torch
 
 from attacks.core import TIME_GUARD, AuxiliaryData
 from fedsnn.analysis import stats
-from fedsnn.analysis.metrics import Judge, label_multiset_accuracy, summarise
+from fedsnn.analysis.metrics import Judge, judge_correct, label_multiset_accuracy, summarise
 from fedsnn.analysis.scoring import gains, score_controls, score_reconstruction
 from fedsnn.experiment.auxiliary import auxiliary_data
 from fedsnn.experiment.config import RunConfig
@@ -78,6 +78,8 @@ class LeakageRecorder:
                 line["label-multiset-accuracy"] = label_multiset_accuracy(reconstruction.labels[: len(matched)].cpu(),
                                                                           matched.labels)
                 line["client-samples"] = len(truth)
+                if self.judge is not None:  # ASR's ceiling: the judge on the matched originals themselves
+                    line["judge-on-originals"] = judge_correct(self.judge, matched.samples, matched.labels).tolist()
                 path = self.dir / "reconstructions" / f"r{server_round:03d}-p{partition_id}-{attack}.pt"
                 torch.save({"original": matched.samples, "labels": matched.labels,
                             "reconstruction": samples[: len(matched)].detach().cpu(), "model": self.cfg.model}, path)
@@ -105,10 +107,13 @@ def round_text(lines: list[dict[str, Any]]) -> str:
     scored = [s for line in lines for s in line.get("samples", [])]
     gain = [g for line in lines for g in line.get("gains-over-label-only", [])]
     floor = [s["judge_correct"] for line in lines for s in line.get("controls", {}).get("label_only", {}).get("samples", [])]
+    ceiling = [ok for line in lines for ok in line.get("judge-on-originals", [])]
     used = sum(line.get("client-samples", 0) for line in lines)
     matched = f" matched among {used} used" if used > len(scored) else ""
     asr = stats.rate([s["judge_correct"] for s in scored])
-    asr_text = "n/a" if asr.n == 0 else f"{asr.format('.0f', 100, '%')} (label-only floor {stats.rate(floor).format('.0f', 100, '%')})"
+    asr_text = "n/a" if asr.n == 0 else (f"{asr.format('.0f', 100, '%')} (label-only floor "
+                                         f"{stats.rate(floor).format('.0f', 100, '%')}, ceiling "
+                                         f"{stats.rate(ceiling).format('.0f', 100, '%')})")
     guard = sum(line.get("time-guard-fired", False) for line in lines)
     return (
         f"{len(scored)} samples{matched}, success {stats.rate([s['success'] for s in scored]).format('.0f', 100, '%')}, "
