@@ -169,7 +169,10 @@ def report(out: Path, data_dir: str) -> None:
     verdicts = {key: paired_gains(by_model) for key, by_model in groups.items()}
     invocations = [i for i in read_jsonl(out / "invocations.jsonl") if "config" in i]
     wall = sum(i["wall_s"] for i in read_jsonl(out / "invocations.jsonl") if "wall_s" in i)
-    cfg = invocations[-1]["config"] if invocations else {}
+    unfinished = len(invocations) - sum("wall_s" in i for i in read_jsonl(out / "invocations.jsonl"))
+    shared = ("samples", "slow_samples", "seeds", "iterations", "default_iterations", "max_eval", "grnn_iterations",
+              "tolerance", "timesteps", "lr", "batch", "seed")
+    cfg = {k: sorted({i["config"].get(k) for i in invocations} - {None}) for k in shared}
     scatter(groups, out / "paired-scatter.png")
     bars(groups, out / "gains.png")
     grid_names = grids(groups, load_dataset("mnist", data_dir).test, out)
@@ -180,8 +183,9 @@ def report(out: Path, data_dir: str) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     lines = ["# Verdict: does SNN-LeNet leak less than LeNet? (real MNIST, same test digits, paired)", "",
              *[sentence(a, i, len(v[0]), v[1]) for (a, i), v in sorted(verdicts.items())], "",
-             f"Settings: {cfg}.", "",
-             f"Wall time of the runs that wrote these records: {wall / 60:.1f} min; sum of per-attack seconds "
+             f"Settings over the {len(invocations)} invocations: {cfg}.", "",
+             f"Wall time of the finished runs that wrote these records: {wall / 60:.1f} min ({unfinished} runs were "
+             "stopped before the end; see simulations/README.md); sum of per-attack seconds "
              f"{sum(r['seconds'] for r in records) / 60:.1f} min (2-core machine shared with other jobs).", "",
              "Values are `value [95% interval]`: rates with Wilson intervals, medians with percentile-bootstrap "
              "intervals (2,000 resamples, seed 0). Gain = attack score minus the label-only guess's score on the same "
