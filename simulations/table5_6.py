@@ -43,9 +43,10 @@ from attacks.gradient import TAUS, binarise
 from fedsnn.analysis.judges import DEFAULT_CACHE, ModelJudge, Recipe, accuracy, cache_paths, fit_judge, load_judge
 from fedsnn.experiment.runs import RecordLog, read_jsonl
 from fedsnn.provenance import provenance
+from fedsnn.experiment.simulated_client import client_update
 from fedsnn.task.data import LabelledData, Split, load_dataset
 from fedsnn.task.models import ModelSpec
-from simulations.table4 import client_update, sample_indices, score
+from simulations.common import sample_indices, score
 from simulations.table5_6_report import pairwise_l2, write_report
 
 CSV_FIELDS = ["source", "attack", "algorithm", "tau", "sample", "split", "victim_index", "label", "label_source",
