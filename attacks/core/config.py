@@ -19,6 +19,8 @@ DUMMY_LAYOUTS = ("static", "frames")
 DEVICES = ("cpu", "cuda")
 CLAMPS = ("final", "step", "none")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.1}
+# How a record says the wall-clock safety guard ended an attack (status 'budget'): results then depend on machine speed.
+TIME_GUARD = "time guard fired"
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,10 @@ class AttackConfig:
         SNN on static images: one [B, C, H, W] dummy replicated over T by the
         model, or a free [T, B, C, H, W] dummy per timestep.
     time_budget_s : float | None
-        Wall-clock budget per attack; when spent, status is 'budget'.
+        Wall-clock safety guard per attack, off (None) by default: attacks
+        stop on iterations, evaluations and ``tolerance``, so the same seed
+        gives the same record on any machine. When the guard fires, status is
+        'budget' and the reason starts with ``TIME_GUARD``.
     stall_patience : int
         Stop after this many optimiser steps without any change of the loss
         (L-BFGS on an SNN stalls once no spike flips); 0 disables the check.

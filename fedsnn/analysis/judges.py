@@ -9,6 +9,7 @@ against the true labels (FL-SNN paper, Section IV, Table II)::
                                  +-2 px shifts (no ImageNet weights offline)
     dvs-gesture                : residual spiking CNN (Table I), SpikingJelly
                                  multi-step LIF + ATan, time-averaged logits
+    nmnist                     : the same spiking CNN, narrower (width 4)
 
 Judges are cached under ``cache_dir`` as ``<dataset>-<key>.pt`` (torch.save of a
 dict of plain types and tensors, loaded with ``weights_only=True``) beside a
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedsnn.task.data import LabelledData, Split, load_dataset
+from fedsnn.task.data import EVENT_DATASETS, LabelledData, Split, load_dataset
 from fedsnn.errors import DataNotFoundError
 from fedsnn.analysis.judge_nets import ARCHS, DVSGestureSNN, FaceResNet, LeNetJudge, build_judge_model
 from fedsnn.analysis.metrics import Judge
@@ -65,6 +66,8 @@ RECIPES = {
     "lfw": Recipe("resnet", 30, lr=2e-3, augment=True),
     "att-faces": Recipe("lenet", 60),
     "dvs-gesture": Recipe("dvs-snn", 30, batch_size=16),
+    # N-MNIST (34x34, 10 digits): the same spiking CNN at width 4, a few epochs: CPU-sized
+    "nmnist": Recipe("dvs-snn", 3, lr=3e-3, batch_size=8, width=4),
 }
 EMBEDDED_MNIST = replace(RECIPES["mnist"], epochs=20, max_seconds=30.0)  # the ~30 s CPU judge
 
@@ -158,7 +161,7 @@ def cache_paths(dataset: str, data_dir: str, image_size: int, timesteps: int, se
                 cache_dir: str | Path) -> tuple[Path, Path]:
     """(checkpoint .pt, metadata .json) for one judge identity (module docstring)."""
     resolved = str(Path(data_dir).expanduser().resolve()) if data_dir else ""
-    size_key = {"timesteps": timesteps} if dataset == "dvs-gesture" else {"image_size": image_size}
+    size_key = {"timesteps": timesteps} if dataset in EVENT_DATASETS else {"image_size": image_size}
     identity = json.dumps({"dataset": dataset, "data_dir": resolved, "seed": seed, **size_key}, sort_keys=True)
     stem = f"{dataset}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
     folder = Path(cache_dir).expanduser()

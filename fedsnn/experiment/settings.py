@@ -27,7 +27,8 @@ def attack_config(cfg: RunConfig) -> AttackConfig:
     return AttackConfig(
         optimizer=cfg.attack_optimizer, iterations=cfg.attack_iterations, grnn_iterations=cfg.attack_iterations,
         restarts=cfg.attack_restarts, seed=cfg.seed, thresholding=cfg.thresholding, tau=cfg.tau,
-        fedavg_handling=cfg.fedavg_handling, time_budget_s=cfg.attack_time_budget, max_samples=cfg.attack_samples,
+        fedavg_handling=cfg.fedavg_handling, time_budget_s=cfg.attack_time_budget or None, max_samples=cfg.attack_samples,
+        tolerance=cfg.attack_tolerance,
         device=resolve_device(cfg.device),
     )
 
