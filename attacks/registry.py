@@ -2,22 +2,32 @@
 
 ``ATTACK_NAMES`` (the run-config choices) is derived from it; ``BATCHED``
 names the attacks the batched engine (``attacks.batched``) runs many victims
-at a time; the rest run one victim at a time through ``get_attack``.
+at a time; ``GROUPED`` names the attacks that run a whole group of victims
+through their own ``reconstruct_group`` (the learned attack shares one decoder
+per round; Inverting Gradients stacks its victims). ``attacks.reconstruct_all``
+is the one entry that picks the right path; the rest run one victim at a time
+through ``get_attack``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient import dlg, grnn, idlg
+from attacks.gradient import analytic, dlg, grnn, idlg, ig, learned
 from fedsnn.errors import ConfigError
 
 Attack = Callable[[ObservedUpdate, AttackConfig], Reconstruction]
+GroupAttack = Callable[[Sequence[ObservedUpdate], AttackConfig], list[Reconstruction]]
 
-ATTACKS: dict[str, Attack] = {"dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct}
+ATTACKS: dict[str, Attack] = {
+    "dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct,
+    "analytic": analytic.reconstruct, "learned": learned.reconstruct, "ig": ig.reconstruct,
+}
 ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
 BATCHED: frozenset[str] = frozenset({"dlg", "idlg"})
+GROUPED: dict[str, GroupAttack] = {"learned": learned.reconstruct_group, "ig": ig.reconstruct_group}
+NEEDS_AUXILIARY: frozenset[str] = frozenset({"learned"})
 
 
 def get_attack(name: str) -> Attack:

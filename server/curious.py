@@ -12,6 +12,7 @@ evaluator, which re-derives the ground truth on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -20,8 +21,9 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from attacks import AttackConfig, ObservedUpdate, Reconstruction, reconstruct_many
+from attacks import GROUPED, NEEDS_AUXILIARY, AttackConfig, ObservedUpdate, Reconstruction, reconstruct_many
 from attacks.batched import default_workers
+from fedsnn.experiment.auxiliary import auxiliary_data, check_disjoint
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import dataset_for, model_spec
 from fedsnn.experiment.leakage import LeakageRecorder
@@ -45,18 +47,39 @@ def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:
 
 
 def run_many(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
-    """All victims of one attack at once; if the batch itself breaks, each is recorded as failed."""
+    """All victims of one attack at once; if the batch itself breaks, each is recorded as failed.
+
+    Grouped attacks (``attacks.GROUPED``: the learned decoder, trained once for the
+    round's global weights and shared by every victim; IG's stacked victims) run
+    through their own group entry in this process; the rest through the batched
+    engine. Only the attacks that declare auxiliary data receive it.
+    """
     start = time.perf_counter()
     try:
+        if name not in NEEDS_AUXILIARY and config.auxiliary is not None:
+            config = dataclasses.replace(config, auxiliary=None)
+        if name in GROUPED:
+            return GROUPED[name](observed, config)
         return reconstruct_many(observed, config, name, workers=workers)
     except Exception as exc:  # noqa: BLE001 - a failed attack is recorded, never crashes the round
         return [Reconstruction.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - start) for _ in observed]
 
 
+def declared_auxiliary(cfg: RunConfig, num_partitions: int):
+    """The attacker's auxiliary data when a configured attack needs it (the test split,
+    checked disjoint from every client's shard before any round), else None."""
+    if not set(cfg.attack_names) & NEEDS_AUXILIARY:
+        return None
+    aux = auxiliary_data(cfg)
+    check_disjoint(aux, cfg, num_partitions)
+    log.info("attacker's auxiliary data: %s", aux.source)
+    return aux
+
+
 class CuriousFedAvg(PartitionSampledFedAvg):
     def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder, leakage: LeakageRecorder) -> None:
         super().__init__(cfg, node_partitions, recorder)
-        self.leakage, self.attack_cfg = leakage, attack_config(cfg)
+        self.leakage, self.attack_cfg = leakage, attack_config(cfg, declared_auxiliary(cfg, leakage.num_partitions))
         self._sent: dict[int, ArrayRecord] = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
