@@ -90,7 +90,8 @@ def classifier_name(model: nn.Module) -> str:
 
 
 def extract(gradient: dict[str, torch.Tensor], classifier: str, batch_size: int,
-            timesteps: int | None = None, mean_probs: torch.Tensor | None = None, diagnose: bool = True) -> Features:
+            timesteps: int | None = None, mean_probs: torch.Tensor | None = None, diagnose: bool = True,
+            known_labels: torch.Tensor | None = None) -> Features:
     """Closed-form features from an (averaged) gradient.
 
     Parameters
@@ -100,11 +101,14 @@ def extract(gradient: dict[str, torch.Tensor], classifier: str, batch_size: int,
     batch_size : samples behind the gradient.
     timesteps : T of an SNN (features rounded to k/T); None for an ANN.
     mean_probs : [K] the batch's estimated mean prediction (iDLG's batch label rule).
+    known_labels : long [B], the batch's labels when the attacker knows them (``ObservedUpdate.labels``).
     diagnose : False skips rank and residual (nan, -1): the learned attack's thousands of simulated updates.
     """
     weight = gradient[f"{classifier}.weight"].double()
     bias = gradient[f"{classifier}.bias"].double()
-    if batch_size == 1:  # db_c = p_c - y_c: only the true class is negative
+    if known_labels is not None:
+        batch_labels = known_labels.long()
+    elif batch_size == 1:  # db_c = p_c - y_c: only the true class is negative
         batch_labels = bias.argmin().view(1)
     else:
         batch_labels = infer_labels(gradient, classifier, batch_size, mean_probs)
@@ -133,8 +137,9 @@ def features_of(observed: ObservedUpdate, mean_probs: torch.Tensor | None = None
     defaults to the last Linear layer of the spec's model."""
     classifier = classifier or classifier_name(build_model(observed.spec, seed=0))
     timesteps = observed.spec.timesteps if observed.spec.name == "snn-lenet" else None
+    known = None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
     return extract(observed.observed_gradient(), classifier, observed.reconstruction_size,
-                   timesteps, mean_probs)
+                   timesteps, mean_probs, known_labels=known)
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
@@ -145,7 +150,7 @@ def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstructio
         facts = {"attack": "analytic", "analytic": features.summary(), "model_init": observed.spec.init}
         if len(features.values) <= 8:  # small enough for a JSON line: spike counts, or floats
             scale = observed.spec.timesteps if observed.spec.name == "snn-lenet" else None
-            facts["features"] = [(v * scale).round().int().tolist() if scale else [round(float(a), 6) for a in v]
+            facts["features"] = [(v * scale).round().int().tolist() if scale else [float(a) for a in v]
                                  for v in features.values]
         exact = features.rank1_residual < 1e-4
         return Reconstruction(

@@ -86,9 +86,9 @@ class Group:
 
 def run_restart(group: Group, config: AttackConfig, seed: int, deadline: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """One restart for every victim: (best dummies [V, ...], best losses [V], initial dummies, steps taken)."""
-    generator = torch.Generator().manual_seed(seed)
-    device = group.labels.device
-    x = torch.stack([group.layout.initial(generator) for _ in group.matchers]).to(device).requires_grad_(True)
+    device = group.labels.device  # every victim starts where it would alone: its own generator seeded ``seed``
+    x = torch.stack([group.layout.initial(torch.Generator().manual_seed(seed)) for _ in group.matchers])
+    x = x.to(device).requires_grad_(True)
     initial = x.detach().clone()
     lr = config.lr if config.optimizer == "adam" else IG_LR
     optimiser = torch.optim.Adam([x], lr=lr)
