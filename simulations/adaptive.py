@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from attacks import AttackConfig, AuxiliaryData, ObservedUpdate, Reconstruction, reconstruct_all
-from attacks.gradient.learned import forward_features, global_model
+from attacks.gradient import learned
 from fedsnn.analysis.metrics import mse, psnr, ssim
 from fedsnn.experiment.runs import RecordLog, read_jsonl
 from fedsnn.provenance import provenance
@@ -67,7 +67,7 @@ def record(rec: Reconstruction, x: torch.Tensor, y: torch.Tensor, aux: Auxiliary
     class_means = aux.class_means()
     out: dict[str, object] = {
         "status": rec.status, "seconds": rec.wall_time_s, "label": int(y), "inferred": label,
-        "label_correct": label == int(y), "attack": image_scores(rec.samples[:1] if rec.samples.numel() else None, x),
+        "label_correct": label == int(y), "scores": image_scores(rec.samples[:1] if rec.samples.numel() else None, x),
         "mean_image": image_scores(aux.mean(), x),
         "label_only": image_scores(class_means[label] if label >= 0 else None, x),
         "start": image_scores(rec.initial[:1] if rec.initial is not None else None, x),
@@ -98,8 +98,8 @@ def run_group(args, log: RecordLog, done: set, spec: ModelSpec, seed: int, digit
         return
     xs, ys = test.samples[digits], test.labels[digits]
     observed = [victim_update(spec, seed, x, y) for x, y in zip(xs, ys)]
-    model = global_model(observed[0], torch.device("cpu"))
-    true_h = forward_features(model, xs)[0]  # ground truth features, for the analytic check only
+    model = learned.global_model(observed[0], torch.device("cpu"))
+    true_h = learned.forward_features(model, xs)[0]  # ground truth features, for the analytic check only
     timesteps = spec.timesteps if spec.name == "snn-lenet" else None
     base = AttackConfig(seed=seed, auxiliary=aux, learned_samples=args.aux_used, learned_epochs=args.epochs,
                         learned_hidden=args.width, time_budget_s=args.time_budget)
