@@ -56,7 +56,7 @@ def run_many(name: str, observed: list[ObservedUpdate], config: AttackConfig, wo
     """
     start = time.perf_counter()
     try:
-        if name not in NEEDS_AUXILIARY and config.auxiliary is not None:
+        if name not in NEEDS_AUXILIARY and config is not None and config.auxiliary is not None:
             config = dataclasses.replace(config, auxiliary=None)
         if name in GROUPED:
             return GROUPED[name](observed, config)
