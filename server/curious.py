@@ -12,10 +12,10 @@ evaluator, which re-derives the ground truth on its own.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
@@ -57,7 +57,7 @@ def run_many(name: str, observed: list[ObservedUpdate], config: AttackConfig, wo
     start = time.perf_counter()
     try:
         if name not in NEEDS_AUXILIARY and config is not None and config.auxiliary is not None:
-            config = dataclasses.replace(config, auxiliary=None)
+            config = replace(config, auxiliary=None)
         if name in GROUPED:
             return GROUPED[name](observed, config)
         return reconstruct_many(observed, config, name, workers=workers)
@@ -74,6 +74,12 @@ def declared_auxiliary(cfg: RunConfig, num_partitions: int):
     check_disjoint(aux, cfg, num_partitions)
     log.info("attacker's auxiliary data: %s", aux.source)
     return aux
+
+
+def ssim_gains(line: dict, control: dict) -> list[float]:
+    """Per-sample SSIM of a reconstruction minus that of its control (both scored by the recorder)."""
+    pairs = zip(line.get("samples", []), control.get("samples", []))
+    return [a["ssim"] - b["ssim"] for a, b in pairs if a.get("ssim") is not None and b.get("ssim") is not None]
 
 
 class CuriousFedAvg(PartitionSampledFedAvg):
@@ -108,8 +114,17 @@ class CuriousFedAvg(PartitionSampledFedAvg):
                     self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
         workers = min(default_workers(), max(1, len(observed) // 2))
         for name in self.cfg.attack_names:
+            gains: list[float] = []
             for partition_id, result in zip(observed, run_many(name, list(observed.values()), self.attack_cfg, workers)):
-                self.leakage.record(server_round, partition_id, name, result)
+                line = self.leakage.record(server_round, partition_id, name, result)
+                if name in NEEDS_AUXILIARY and result.ok and result.initial is not None:
+                    control = self.leakage.record(server_round, partition_id, f"{name}-label-only",
+                                                  replace(result, samples=result.initial))
+                    gains += ssim_gains(line, control)
+            if gains:
+                log.info("leakage round %d %s on %s: SSIM gain over the label-only guess (auxiliary class mean of the "
+                         "inferred label): median %.3f over %d samples, positive on %d", server_round, name,
+                         self.cfg.model, float(np.median(gains)), len(gains), sum(g > 0 for g in gains))
         self.leakage.summarise_round(server_round)
 
     def victims(self, server_round: int, partitions: list[int]) -> list[int]:
