@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     assert_disjoint(aux, test.samples[torch.as_tensor(digits_all)])
     with open(args.out / "invocations.jsonl", "a") as f:
         f.write(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **provenance()}) + "\n")
-    for init in args.inits.split(","):  # seed by seed, both fleets: what has finished is always paired
-        for seed in range(args.seeds):
-            for phase in PHASES:
+    for init in args.inits.split(","):  # adaptive attacks on every seed first, then the optimisation attacks;
+        for phase in PHASES:  # seed by seed, both fleets, so that what has finished is always paired
+            for seed in range(args.seeds):
                 for name in args.models.split(","):
                     spec = ModelSpec(name, (1, 28, 28), 10, init=init)
                     digits = digits_all[seed * args.digits:(seed + 1) * args.digits]
