@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     test = load_dataset("mnist", args.data_dir).test
     grids = [g for g in (grid(rows, test, args.out, init) for init in sorted({r["init"] for r in rows})) if g]
     text = ["# Adaptive attacks on LeNet and SNN-LeNet (real MNIST, batch-1 FedSGD)", "",
-            f"{len(rows)} records; auxiliary data: {rows[0]['auxiliary'] if rows else 'n/a'}.", "",
+            f"{len(rows)} records; auxiliary data: {rows[0]['auxiliary'] if rows else 'n/a'}; attack CPU time "
+            f"{sum(r['cpu_s_share'] for r in rows) / 60:.1f} CPU-minutes in all (process time of the attack calls).", "",
             "## Every attack beside its controls", "", *attack_table(rows), "",
             "## Analytic features (exactness against the true last-layer inputs)", "", *analytic_table(rows), "",
             "## ANN vs SNN on the same digits (SSIM gain over the label-only guess)", "", *paired_table(rows), "",
