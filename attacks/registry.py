@@ -1,11 +1,13 @@
 """The one registry of white-box attacks: name -> ``reconstruct(observed, config)``.
 
-``ATTACK_NAMES`` (the run-config choices) is derived from it; ``BATCHED``
-names the attacks the batched engine (``attacks.batched``) runs many victims
-at a time; ``GROUPED`` names the attacks that run a whole group of victims
-through their own ``reconstruct_group`` (the learned attack shares one decoder
-per round; Inverting Gradients stacks its victims). ``attacks.reconstruct_all``
-is the one entry that picks the right path; the rest run one victim at a time
+``ATTACK_NAMES`` (the run-config choices) is derived from it. ``LABEL_INFERENCE``
+gives, for each dummy attack the batched engine (``attacks.batched``) runs many
+victims at a time, the attack's own label inference (``INFER_LABELS`` of its
+module, the one its one-at-a-time ``reconstruct`` uses too; None: it learns a
+soft label); ``BATCHED`` is their names. ``GROUPED`` names the attacks that run a whole group of victims through their
+own ``reconstruct_group`` (the learned attack shares one decoder per round;
+Inverting Gradients stacks its victims); ``attacks.reconstruct_all`` picks the
+right path. The rest run one victim at a time
 through ``get_attack``.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient import analytic, dlg, grnn, idlg, ig, learned
+from attacks.gradient import LabelInference, analytic, dlg, grnn, idlg, ig, learned
 from fedsnn.errors import ConfigError
 
 Attack = Callable[[ObservedUpdate, AttackConfig], Reconstruction]
@@ -25,7 +27,8 @@ ATTACKS: dict[str, Attack] = {
     "analytic": analytic.reconstruct, "learned": learned.reconstruct, "ig": ig.reconstruct,
 }
 ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
-BATCHED: frozenset[str] = frozenset({"dlg", "idlg"})
+LABEL_INFERENCE: dict[str, LabelInference | None] = {"dlg": dlg.INFER_LABELS, "idlg": idlg.INFER_LABELS}
+BATCHED: frozenset[str] = frozenset(LABEL_INFERENCE)
 GROUPED: dict[str, GroupAttack] = {"learned": learned.reconstruct_group, "ig": ig.reconstruct_group}
 NEEDS_AUXILIARY: frozenset[str] = frozenset({"learned"})
 

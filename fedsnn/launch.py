@@ -1,6 +1,6 @@
 """``fedsnn-run``: ``flwr run`` that checks its input first and tells the truth at the end.
 
-Why a wrapper around ``flwr run . --stream`` (see ENVIRONMENT.md):
+Why a wrapper around ``flwr run . --stream``:
 
 * bad run-config values are reported here, at once, with the key, the value
   and the valid choices, before a SuperLink or a client starts;
@@ -57,7 +57,7 @@ def toml_overrides(overrides: dict[str, Any]) -> str:
     return " ".join(f"{k}={json.dumps(v) if not isinstance(v, bool) else str(v).lower()}" for k, v in overrides.items())
 
 
-def run_status(run_id: str, env: dict[str, str], cwd: Path) -> str:
+def flower_run_status(run_id: str, env: dict[str, str], cwd: Path) -> str:
     """'finished:completed', 'finished:failed', ... as the SuperLink records it."""
     out = subprocess.run([_flwr(),  "list", "--run-id", run_id, "--format", "json"], capture_output=True,
                          text=True, env=env, cwd=cwd, timeout=60)
@@ -110,7 +110,7 @@ def launch(app: Path, run_config: list[str], federation_config: str = DEFAULT_FE
     if run_id is None:
         print("fedsnn-run: flwr run did not start a run", file=sys.stderr)
         return Launch(1)
-    status = run_status(run_id, env, neutral)
+    status = flower_run_status(run_id, env, neutral)
     print(f"fedsnn-run: run {run_id} {status}; results in {run_dir or overrides['output-dir']}")
     return Launch(0 if status == "finished:completed" else 1, run_id, status, run_dir)
 

@@ -26,7 +26,7 @@ from attacks.batched import default_workers
 from fedsnn.experiment.auxiliary import auxiliary_data, check_disjoint
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import dataset_for, model_spec
-from fedsnn.experiment.leakage import LeakageRecorder
+from fedsnn.experiment.leakage_records import LeakageRecorder
 from fedsnn.experiment.settings import attack_config
 from server.strategy import PartitionSampledFedAvg
 
@@ -46,7 +46,7 @@ def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:
     )
 
 
-def run_many(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
+def attack_victims(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
     """All victims of one attack at once; if the batch itself breaks, each is recorded as failed.
 
     Grouped attacks (``attacks.GROUPED``: the learned decoder, trained once for the
@@ -115,7 +115,7 @@ class CuriousFedAvg(PartitionSampledFedAvg):
         workers = min(default_workers(), max(1, len(observed) // 2))
         for name in self.cfg.attack_names:
             gains: list[float] = []
-            for partition_id, result in zip(observed, run_many(name, list(observed.values()), self.attack_cfg, workers)):
+            for partition_id, result in zip(observed, attack_victims(name, list(observed.values()), self.attack_cfg, workers)):
                 line = self.leakage.record(server_round, partition_id, name, result)
                 if name in NEEDS_AUXILIARY and result.ok and result.initial is not None:
                     control = self.leakage.record(server_round, partition_id, f"{name}-label-only",

@@ -16,9 +16,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedsnn.analysis.judges import load_judge
 from fedsnn.experiment.config import RunConfig
-from fedsnn.experiment.federation import dataset_for, global_evaluation, initial_model, partition_report
-from fedsnn.experiment.leakage import LeakageRecorder
-from fedsnn.experiment.recorder import RunRecorder
+from fedsnn.experiment.federation import dataset_for, global_accuracy_and_loss, initial_model, partition_report
+from fedsnn.experiment.leakage_records import LeakageRecorder
+from fedsnn.experiment.federation_records import FederationRecorder
 from server.black_box import invert_global_model
 from server.curious import CuriousFedAvg
 
@@ -33,13 +33,13 @@ def main(grid: Grid, context: Context) -> None:
     _share_flower_logging()
     cfg = RunConfig.from_mapping(context.run_config)
     dataset_for(cfg)  # missing data fails here, before any training
-    recorder = RunRecorder.create(cfg)
+    recorder = FederationRecorder.create(cfg)
     node_partitions, num_partitions = discover_partitions(grid, cfg.min_nodes)
     recorder.write_partitions(partition_report(cfg, num_partitions))
 
-    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+    def record_global_model(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         state = arrays.to_torch_state_dict()
-        result = global_evaluation(cfg, state)
+        result = global_accuracy_and_loss(cfg, state)
         recorder.record_round(server_round, result)
         if server_round in cfg.gamin_round_set():
             invert_global_model(cfg, state, server_round, recorder.dir)
@@ -50,7 +50,7 @@ def main(grid: Grid, context: Context) -> None:
     strategy = CuriousFedAvg(cfg, node_partitions, recorder, leakage)
     result = strategy.start(
         grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()),
-        num_rounds=cfg.num_rounds, evaluate_fn=evaluate,
+        num_rounds=cfg.num_rounds, evaluate_fn=record_global_model,
     )
     torch.save(result.arrays.to_torch_state_dict(), recorder.dir / "global_model.pt")
     log.info("fedsnn run finished: %s", recorder.dir.resolve())

@@ -74,7 +74,7 @@ def test_other_attacks_do_not_receive_the_auxiliary_data(monkeypatch):
     got = []
     monkeypatch.setattr(curious, "reconstruct_many", lambda observed, config, name, workers=1: got.append(config) or [])
     aux = AuxiliaryData(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), 2, "x")
-    curious.run_many("idlg", [], AttackConfig(auxiliary=aux), workers=1)
+    curious.attack_victims("idlg", [], AttackConfig(auxiliary=aux), workers=1)
     assert got[0].auxiliary is None
 
 
