@@ -44,3 +44,8 @@ class DataNotFoundError(FileNotFoundError):
             f"dataset '{dataset}': files not found under data-dir '{root}'.\n"
             f"Expected:\n  {files}\nHow to get them: {how_to_get}"
         )
+
+
+class TrainingFailed(RuntimeError):
+    """The federation did not really train: a round in which no client trained, or a
+    client that failed in every round. The message names the clients and the first reason."""
