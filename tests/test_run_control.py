@@ -20,7 +20,7 @@ from fedsnn.experiment.preflight import check_memory, check_output_dir, prefligh
 from fedsnn.experiment.run_report import write_run_report
 from fedsnn.experiment.runs import RecordLog, read_jsonl, write_json
 from fedsnn.launch import main as launch
-from fedsnn.launch.overrides import as_flwr_run_config, parse_run_config
+from fedsnn.launch.overrides import toml_overrides, parse_run_config
 from fedsnn.launch.superlink import ray_env
 from server.server_app import main as server_main
 
@@ -77,7 +77,7 @@ def test_toml_file_and_pairs_merge_and_pass_on_unchanged(tmp_path):
     toml.write_text("num-rounds = 3\nname = 'a b'\n")
     merged = parse_run_config([str(toml), "lr=0.5 download=true"])
     assert merged == {"num-rounds": 3, "name": "a b", "lr": 0.5, "download": True}
-    assert parse_run_config([as_flwr_run_config(merged)]) == merged
+    assert parse_run_config([toml_overrides(merged)]) == merged
     with pytest.raises(RunConfigError, match="'num-rounds'.*once"):
         parse_run_config([str(toml), "num-rounds=4"])
 

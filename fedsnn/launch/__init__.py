@@ -40,7 +40,7 @@ from fedsnn.experiment.health import training_failure
 from fedsnn.experiment.preflight import preflight
 from fedsnn.experiment.run_report import write_run_report
 from fedsnn.experiment.runs import read_jsonl
-from fedsnn.launch.overrides import as_flwr_run_config, parse_run_config
+from fedsnn.launch.overrides import parse_run_config, toml_overrides
 from fedsnn.launch.superlink import OwnedSuperLink, Target, command
 from fedsnn.provenance import code_version
 
@@ -109,47 +109,51 @@ def mark_interrupted(run_dir: Path, signum: int, cfg: RunConfig, run_id: str | N
 
 
 def launch(app: Path, run_config: list[str], federation_config: str | None = None,
-           superlink: str | None = None, connection: str | None = None) -> Launch:
-    """Check the input, submit the run, stream its log, and exit with its real outcome."""
+           superlink: str | None = None, connection: str | None = None, prefix: str = "") -> Launch:
+    """Check the input, submit the run, stream its log, and exit with its real outcome.
+
+    ``prefix`` starts every line this run prints (e.g. the fleet's name in a comparison).
+    """
     try:
         cfg, overrides = resolve_config(app, run_config)
         preflight(cfg)
     except (ConfigError, DataNotFoundError) as err:
-        print(f"fedsnn-run: {err}", file=sys.stderr)
+        print(f"{prefix}fedsnn-run: {err}", file=sys.stderr)
         return Launch(EXIT_BAD_INPUT)
     target = Target(superlink, connection) if (superlink or connection) else OwnedSuperLink()
     if target.owned:
         federation_config = federation_config or DEFAULT_FEDERATION
-        print(f"fedsnn-run: {target.ray_note}", flush=True)
-    cmd = [command("flwr"), "run", str(app), target.connection, "--stream", "--run-config", as_flwr_run_config(overrides)]
+        print(f"{prefix}fedsnn-run: {target.ray_note}", flush=True)
+    cmd = [command("flwr"), "run", str(app), target.connection, "--stream", "--run-config", toml_overrides(overrides)]
     if federation_config:
         cmd += ["--federation-config", federation_config]
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    log = RunLog()
+    log = RunLog(prefix)
     try:
         with target:
-            print(f"fedsnn-run: submitting to {target.describe}", flush=True)
+            print(f"{prefix}fedsnn-run: submitting to {target.describe}", flush=True)
             try:
                 log.follow(cmd, target)
                 if log.run_id is None:
-                    print("fedsnn-run: flwr run did not start a run", file=sys.stderr)
+                    print(f"{prefix}fedsnn-run: flwr run did not start a run", file=sys.stderr)
                     return Launch(EXIT_FAILED)
                 status = run_status(log.run_id, target)
             except Interrupted as stop:
                 for s in previous:  # a second Ctrl-C must not cut the clean-up short
                     signal.signal(s, signal.SIG_IGN)
-                return interrupted(stop.signum, cfg, target, log.run_id, log.run_dir)
+                return interrupted(stop.signum, cfg, target, log, prefix)
             target.close(keep_log_in=log.run_dir)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return finished(log.run_id, status, log.run_dir, overrides["output-dir"])
+    return finished(log, status, overrides["output-dir"], prefix)
 
 
 class RunLog:
     """``flwr run --stream``, echoed line by line; remembers the run id and folder the log names."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
         self.run_id: str | None = None
         self.run_dir: Path | None = None
 
@@ -158,7 +162,7 @@ class RunLog:
                               stderr=subprocess.STDOUT, text=True, start_new_session=True) as proc:
             try:
                 for line in proc.stdout:  # type: ignore[union-attr]
-                    sys.stdout.write(line)
+                    sys.stdout.write(self.prefix + line)
                     sys.stdout.flush()
                     if m := re.search(r"Successfully started run (\d+)", line):
                         self.run_id = m.group(1)
@@ -169,26 +173,28 @@ class RunLog:
                     proc.terminate()
 
 
-def interrupted(signum: int, cfg: RunConfig, target: Target, run_id: str | None, run_dir: Path | None) -> Launch:
+def interrupted(signum: int, cfg: RunConfig, target: Target, log: RunLog, prefix: str = "") -> Launch:
     """Stop the run, then the SuperLink if ours; mark the folder and write its report."""
+    run_id, run_dir = log.run_id, log.run_dir
     name = signal.Signals(signum).name
-    print(f"\nfedsnn-run: {name}: stopping run {run_id or '(not started yet)'}", file=sys.stderr, flush=True)
+    print(f"\n{prefix}fedsnn-run: {name}: stopping run {run_id or '(not started yet)'}", file=sys.stderr, flush=True)
     if run_id is not None:
         stop_run(run_id, target)
     target.close(keep_log_in=run_dir)
     if run_dir is not None and run_dir.is_dir():
         mark_interrupted(run_dir, signum, cfg, run_id)
         write_run_report(run_dir)
-        print(f"fedsnn-run: run {run_id} interrupted; finished rounds kept in {run_dir} (report.md)", file=sys.stderr)
+        print(f"{prefix}fedsnn-run: run {run_id} interrupted; finished rounds kept in {run_dir} (report.md)", file=sys.stderr)
     return Launch(128 + signum, run_id, "interrupted", run_dir)
 
 
-def finished(run_id: str, status: str, run_dir: Path | None, output_dir: str) -> Launch:
+def finished(log: RunLog, status: str, output_dir: str, prefix: str = "") -> Launch:
+    run_id, run_dir = log.run_id, log.run_dir
     verdict = training_failure(read_jsonl(run_dir / "metrics.jsonl")) if run_dir else None
     if run_dir is not None and run_dir.is_dir() and not (run_dir / "report.md").exists():
         write_run_report(run_dir)
     ok = status == "finished:completed" and verdict is None
-    line = f"fedsnn-run: run {run_id} {status}" + (f": {verdict}" if verdict else "")
+    line = f"{prefix}fedsnn-run: run {run_id} {status}" + (f": {verdict}" if verdict else "")
     print(f"{line}; results in {run_dir or output_dir}", file=sys.stdout if ok else sys.stderr)
     return Launch(0 if ok else EXIT_FAILED, run_id, status, run_dir)
 

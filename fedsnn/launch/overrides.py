@@ -66,7 +66,7 @@ def _read_pairs(text: str) -> list[tuple[str, Any]]:
     return pairs
 
 
-def as_flwr_run_config(overrides: dict[str, Any]) -> str:
+def toml_overrides(overrides: dict[str, Any]) -> str:
     """One ``--run-config`` string for ``flwr run`` (TOML values; strings double-quoted)."""
     def toml(value: Any) -> str:
         return str(value).lower() if isinstance(value, bool) else json.dumps(value)
