@@ -68,10 +68,12 @@ def spike_train(z: torch.Tensor, timesteps: int, neuron: str, spike: nn.Module, 
     z: [T, ...] input currents, or one [...] current fed at every step when
     ``constant``. Returns spikes [T, ...] (float 0/1, surrogate gradient).
     """
-    v = torch.zeros_like(z if constant else z[0])
+    # unbind, not z[t]: each z[t]'s backward would allocate and zero-fill a full
+    # [T, ...] gradient (cost growing with T^2); unbind's backward stacks once.
+    currents = [z] * timesteps if constant else z.unbind(0)
+    v = torch.zeros_like(currents[0])
     out = []
-    for t in range(timesteps):
-        x = z if constant else z[t]
+    for x in currents:
         h = v + x if neuron == "if" else v + (0.0 - v + x) / LIF_TAU
         s = spike(h - 1.0)
         v = (1.0 - s) * h
