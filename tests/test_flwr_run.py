@@ -128,44 +128,50 @@ def test_a_run_whose_clients_all_fail_exits_non_zero_naming_them(tmp_path, capsy
     assert records[-1]["round"] == 1 and len(records[-1]["clients-failed"]) == 2
 
 
-def start_ray_head(processes: Processes, port: int, env: dict[str, str], folder: Path, attempts: int = 2) -> None:
-    """`ray start --head --block` on loopback with its own temp dir (no host-wide cluster file);
-    a second attempt when the raylet misses Ray's fixed 30 s start-up window on a loaded machine."""
-    for attempt in range(attempts):
-        ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths
-        log = folder / f"ray-{attempt}.log"
-        head = processes.start([command("ray"), "start", "--head", "--block", f"--port={port}",
-                                "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
-                                f"--temp-dir={ray_tmp}", "--disable-usage-stats"], env, folder, log)
-        wait_for(lambda: head.poll() is not None or "Ray runtime started" in log.read_text(), 180,
-                 "ray start neither started nor failed")
-        if head.poll() is None:
-            return
-    raise RuntimeError(f"ray start failed {attempts} times: {log.read_text()[-500:]}")
+RAY_HEAD = """
+import sys, time, ray
+ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[1])
+print("RAY HEAD", ray.get_runtime_context().gcs_address, flush=True)
+while True:
+    time.sleep(60)
+"""
+
+
+def start_ray_head(processes: Processes, env: dict[str, str], folder: Path) -> str:
+    """A Ray head on loopback, in a process of this test (stopped by PID), with its own temp dir
+    so no host-wide cluster file is touched; returns its address. (``ray start --head`` missed
+    Ray's fixed 30 s raylet start-up window at load 23 here; ``ray.init`` in a process did not.)"""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths
+    log = folder / "ray-head.log"
+    head = processes.start([sys.executable, "-c", RAY_HEAD, str(ray_tmp)], {**env, "RAY_ADDRESS": "local"}, folder, log)
+    wait_for(lambda: head.poll() is not None or "RAY HEAD" in log.read_text(), 300, "the Ray head did not start")
+    assert head.poll() is None, log.read_text()[-1000:]
+    return log.read_text().split("RAY HEAD ")[1].split()[0]
 
 
 def test_ctrl_c_stops_a_run_on_a_ray_cluster_and_keeps_its_rounds(tmp_path, processes):
-    """RAY_ADDRESS: the simulation joins a `ray start` cluster (started and stopped here by PID,
+    """RAY_ADDRESS: the simulation joins an existing Ray cluster (started and stopped here by PID,
     bound to loopback, its own temp dir so no host-wide cluster file is touched); SIGINT then
     stops the run: exit 130, interrupted.json, finished rounds kept, no further rounds."""
-    ray_port, env = free_port(), {**base_env(dict(os.environ)), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    start_ray_head(processes, ray_port, env, tmp_path)
+    env = {**base_env(dict(os.environ)), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    address = start_ray_head(processes, env, tmp_path)
+    assert address.startswith("127.0.0.1:")
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "fedsnn.launch", str(ROOT), "--run-config",
            f"num-rounds=40 output-dir='{out}' name='ctrl-c' eval-samples=200 judge='none' attacks='none' gamin-rounds='none'"]
     log = tmp_path / "fedsnn-run.log"
-    run = processes.start(cmd, {**env, "RAY_ADDRESS": f"127.0.0.1:{ray_port}"}, ROOT, log)
+    run = processes.start(cmd, {**env, "RAY_ADDRESS": address}, ROOT, log)
     wait_for(lambda: out.exists() and any(out.iterdir())
              and len(read_jsonl(only_run(out) / "metrics.jsonl")) >= 2, 400, "round 1 never finished")
     run.send_signal(signal.SIGINT)
     assert run.wait(timeout=120) == 128 + signal.SIGINT
     text = log.read_text()
-    assert f"joins the Ray cluster at RAY_ADDRESS=127.0.0.1:{ray_port}" in text and "interrupted" in text
+    assert f"joins the Ray cluster at RAY_ADDRESS={address}" in text and "interrupted" in text
     run_dir = only_run(out)
     marker = json.loads((run_dir / "interrupted.json").read_text())
     assert marker["signal"] == "SIGINT" and 1 <= marker["rounds-finished"] < 40
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["ray"] == {"address": f"127.0.0.1:{ray_port}", "mode": "cluster"}
+    assert config["ray"] == {"address": address, "mode": "cluster"}
     kept = len(read_jsonl(run_dir / "metrics.jsonl"))
     time.sleep(5)
     assert len(read_jsonl(run_dir / "metrics.jsonl")) == kept == marker["rounds-finished"] + 1
