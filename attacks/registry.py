@@ -1,8 +1,11 @@
 """The one registry of white-box attacks: name -> ``reconstruct(observed, config)``.
 
-``ATTACK_NAMES`` (the run-config choices) is derived from it; ``BATCHED``
-names the attacks the batched engine (``attacks.batched``) runs many victims
-at a time; the rest run one victim at a time through ``get_attack``.
+``ATTACK_NAMES`` (the run-config choices) is derived from it. ``LABEL_INFERENCE``
+gives, for each dummy attack the batched engine (``attacks.batched``) runs many
+victims at a time, the attack's own label inference (``INFER_LABELS`` of its
+module, the one its one-at-a-time ``reconstruct`` uses too; None: it learns a
+soft label); ``BATCHED`` is their names. The rest run one victim at a time
+through ``get_attack``.
 """
 
 from __future__ import annotations
@@ -10,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient import dlg, grnn, idlg
+from attacks.gradient import LabelInference, dlg, grnn, idlg
 from fedsnn.errors import ConfigError
 
 Attack = Callable[[ObservedUpdate, AttackConfig], Reconstruction]
 
 ATTACKS: dict[str, Attack] = {"dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct}
 ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
-BATCHED: frozenset[str] = frozenset({"dlg", "idlg"})
+LABEL_INFERENCE: dict[str, LabelInference | None] = {"dlg": dlg.INFER_LABELS, "idlg": idlg.INFER_LABELS}
+BATCHED: frozenset[str] = frozenset(LABEL_INFERENCE)
 
 
 def get_attack(name: str) -> Attack:

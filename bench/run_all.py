@@ -1,7 +1,12 @@
 """The one bench command: every ratio of issue 6 from one run, appended to bench/results.md.
 
-    python -m bench.run_all [--victims 64] [--alone 8] [--timesteps 20] [--skip-flower] [--quick]
-                            [--models lenet,snn-lenet] [--attacks dlg,idlg] [--only-throughput] [--queue 128]
+    python -m bench.run_all [--data-dir DIR] [--victims 64] [--alone 8] [--timesteps 20] [--skip-flower]
+                            [--quick] [--models lenet,snn-lenet] [--attacks dlg,idlg] [--only-throughput]
+                            [--queue 128]
+
+``--data-dir`` is the folder holding MNIST (as the run-config key ``data-dir``);
+the default '' uses the MNIST sample shipped in the package, for the victims
+of (a) and (b) and for the federation of (c).
 
 (a) batched vs one-at-a-time DLG/iDLG throughput (victims per second) on lenet
     and snn-lenet, with success rate and median PSNR of both on the victims both
@@ -39,18 +44,21 @@ import torch.nn.functional as F
 from attacks import AttackConfig, ObservedUpdate, get_attack, reconstruct_many
 from attacks.gradient import GradientMatcher
 from fedsnn.experiment.config import RunConfig
-from fedsnn.experiment.federation import client_train, global_evaluation, initial_model
+from fedsnn.analysis.metrics import SUCCESS_MSE
+from fedsnn.experiment.federation import client_train, global_accuracy_and_loss, initial_model
 from fedsnn.launch import launch, toml_overrides
 from fedsnn.task.data import load_dataset
 from fedsnn.task.models import ModelSpec, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path("/work/shared/data")
 
 
-def victims(spec: ModelSpec, count: int) -> tuple[list[ObservedUpdate], torch.Tensor]:
-    """``count`` FedSGD updates of one MNIST test digit each (model seed i), and the digits."""
-    test = load_dataset("mnist").test
+def victims(spec: ModelSpec, count: int, data_dir: str = "") -> tuple[list[ObservedUpdate], torch.Tensor]:
+    """``count`` FedSGD updates of one MNIST test digit each (model seed i), and the digits.
+
+    data_dir: the folder holding MNIST; '' = the sample shipped in the package.
+    """
+    test = load_dataset("mnist", data_dir).test
     out = []
     for i in range(count):
         model = build_model(spec, seed=i)
@@ -65,16 +73,16 @@ def victims(spec: ModelSpec, count: int) -> tuple[list[ObservedUpdate], torch.Te
 
 
 def quality(results, truth: torch.Tensor) -> tuple[float, float]:
-    """(success rate in %, median PSNR in dB); success = MSE < 1e-3 (REFERENCE.md section 3)."""
+    """(success rate in %, median PSNR in dB); success = MSE < ``fedsnn.analysis.metrics.SUCCESS_MSE``."""
     mse = [float(((r.samples - truth[i:i + 1]) ** 2).mean()) if r.samples.numel() else 1.0
            for i, r in enumerate(results)]
-    return 100 * sum(m < 1e-3 for m in mse) / len(mse), statistics.median(10 * math.log10(1 / max(m, 1e-12)) for m in mse)
+    return 100 * sum(m < SUCCESS_MSE for m in mse) / len(mse), statistics.median(10 * math.log10(1 / max(m, 1e-12)) for m in mse)
 
 
 def throughput(model: str, attack: str, args: argparse.Namespace) -> str:
     spec = ModelSpec(model, (1, 28, 28), 10, timesteps=args.timesteps)
     config = AttackConfig(iterations=args.iterations if model == "lenet" else args.snn_iterations)
-    observed, truth = victims(spec, args.victims)
+    observed, truth = victims(spec, args.victims, args.data_dir)
     start = time.perf_counter()
     batched = reconstruct_many(observed, config, attack)
     t_batched = time.perf_counter() - start
@@ -115,7 +123,7 @@ def refill_throughput(model: str, attack: str, args: argparse.Namespace) -> str:
     """
     spec = ModelSpec(model, (1, 28, 28), 10, timesteps=args.timesteps)
     config = AttackConfig(iterations=args.iterations if model == "lenet" else args.snn_iterations)
-    observed, truth = victims(spec, args.queue)
+    observed, truth = victims(spec, args.queue, args.data_dir)
     runs, times, ticks = {}, {}, {}
     for name, refill in (("refill", True), ("fixed", False)):
         start = time.perf_counter()
@@ -146,7 +154,7 @@ def refill_throughput(model: str, attack: str, args: argparse.Namespace) -> str:
 def snn_cost(args: argparse.Namespace) -> str:
     costs = {}
     for name in ("lenet", "snn-lenet"):
-        observed, _ = victims(ModelSpec(name, (1, 28, 28), 10, timesteps=args.timesteps), 1)
+        observed, _ = victims(ModelSpec(name, (1, 28, 28), 10, timesteps=args.timesteps), 1, args.data_dir)
         matcher = GradientMatcher(observed[0], AttackConfig())
         x = matcher.layout.initial(torch.Generator().manual_seed(0)).requires_grad_(True)
         probs = matcher.one_hot(torch.tensor([0]))
@@ -168,10 +176,9 @@ def flower(args: argparse.Namespace) -> str:
     SuperLink, Ray and ten client processes, each of which loads its data then.
     Both sides evaluate the global model after every round, as the ServerApp does.
     """
-    data_dir = str(SHARED_DATA) if SHARED_DATA.exists() else ""
     overrides = {"attacks": "none", "gamin-rounds": "none", "judge": "none", "num-rounds": 5, "mode": "fedavg",
                  "local-epochs": 1, "fraction-train": 1.0, "output-dir": "/tmp/fedsnn-bench-runs",
-                 **({"data-dir": data_dir} if data_dir else {})}
+                 **({"data-dir": str(Path(args.data_dir).resolve())} if args.data_dir else {})}
     strings = [toml_overrides(overrides)]
     start = time.perf_counter()
     result = launch(ROOT, strings, "num-supernodes=10 client-resources-num-cpus=1")
@@ -188,7 +195,7 @@ def flower(args: argparse.Namespace) -> str:
         total = sum(u.num_examples for u in updates)
         state = {k: sum(u.state[k].float() * (u.num_examples / total) for u in updates).to(v.dtype)
                  for k, v in state.items()}
-        global_evaluation(cfg, state)
+        global_accuracy_and_loss(cfg, state)
         finished[rnd] = time.perf_counter() - start
     if not {1, 5} <= set(elapsed):
         return f"(c) flwr run {t_flower:.1f} s (status {result.status}; rounds missing), plain loop {finished[5]:.1f} s"
@@ -213,6 +220,7 @@ def gamin() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default="", help="folder holding MNIST; '' = the sample shipped in the package")
     p.add_argument("--victims", type=int, default=64)
     p.add_argument("--alone", type=int, default=8, help="victims also attacked one at a time")
     p.add_argument("--timesteps", type=int, default=20)

@@ -16,7 +16,7 @@ from flwr.clientapp import ClientApp
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import client_train
 
-torch.set_num_threads(1)  # one intra-op thread per simulated client (ENVIRONMENT.md)
+torch.set_num_threads(1)  # one intra-op thread per simulated client (see attacks.batched.parallel)
 
 app = ClientApp()
 

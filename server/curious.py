@@ -24,7 +24,7 @@ from attacks import AttackConfig, ObservedUpdate, Reconstruction, reconstruct_ma
 from attacks.batched import default_workers
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import dataset_for, model_spec
-from fedsnn.experiment.leakage import LeakageRecorder
+from fedsnn.experiment.leakage_records import LeakageRecorder
 from fedsnn.experiment.settings import attack_config
 from server.strategy import PartitionSampledFedAvg
 
@@ -44,7 +44,7 @@ def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:
     )
 
 
-def run_many(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
+def attack_victims(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
     """All victims of one attack at once; if the batch itself breaks, each is recorded as failed."""
     start = time.perf_counter()
     try:
@@ -85,7 +85,7 @@ class CuriousFedAvg(PartitionSampledFedAvg):
                     self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
         workers = min(default_workers(), max(1, len(observed) // 2))
         for name in self.cfg.attack_names:
-            for partition_id, result in zip(observed, run_many(name, list(observed.values()), self.attack_cfg, workers)):
+            for partition_id, result in zip(observed, attack_victims(name, list(observed.values()), self.attack_cfg, workers)):
                 self.leakage.record(server_round, partition_id, name, result)
         self.leakage.summarise_round(server_round)
 

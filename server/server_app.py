@@ -18,11 +18,11 @@ from flwr.serverapp import Grid, ServerApp
 from fedsnn.analysis.judges import load_judge
 from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.config import RunConfig
-from fedsnn.experiment.federation import global_evaluation, initial_model, partition_report
+from fedsnn.experiment.federation import global_accuracy_and_loss, initial_model, partition_report
+from fedsnn.experiment.federation_records import FederationRecorder
 from fedsnn.experiment.health import training_failure
-from fedsnn.experiment.leakage import LeakageRecorder
+from fedsnn.experiment.leakage_records import LeakageRecorder
 from fedsnn.experiment.preflight import preflight
-from fedsnn.experiment.recorder import RunRecorder
 from fedsnn.experiment.run_report import write_run_report
 from fedsnn.experiment.runs import read_jsonl
 from server.black_box import invert_global_model
@@ -39,21 +39,21 @@ def main(grid: Grid, context: Context) -> None:
     _share_flower_logging()
     cfg = RunConfig.from_mapping(context.run_config)
     preflight(cfg)  # missing data, impossible classes, memory or output folder fail here, before any training
-    recorder = RunRecorder.create(cfg, {"ray": ray_setting()})
+    recorder = FederationRecorder.create(cfg, {"ray": ray_setting()})
     try:
         federate(grid, cfg, recorder)
     finally:
         write_run_report(recorder.dir)
 
 
-def federate(grid: Grid, cfg: RunConfig, recorder: RunRecorder) -> None:
+def federate(grid: Grid, cfg: RunConfig, recorder: FederationRecorder) -> None:
     """Rounds of FedAvg with the curious server; raises TrainingFailed if the clients did not train."""
     node_partitions, num_partitions = discover_partitions(grid, cfg.min_nodes)
     recorder.write_partitions(partition_report(cfg, num_partitions))
 
-    def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+    def record_global_model(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         state = arrays.to_torch_state_dict()
-        result = global_evaluation(cfg, state)
+        result = global_accuracy_and_loss(cfg, state)
         recorder.record_round(server_round, result)
         if server_round in cfg.gamin_round_set():
             invert_global_model(cfg, state, server_round, recorder.dir)
@@ -64,7 +64,7 @@ def federate(grid: Grid, cfg: RunConfig, recorder: RunRecorder) -> None:
     strategy = CuriousFedAvg(cfg, node_partitions, recorder, leakage)
     result = strategy.start(
         grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()),
-        num_rounds=cfg.num_rounds, evaluate_fn=evaluate,
+        num_rounds=cfg.num_rounds, evaluate_fn=record_global_model,
     )
     torch.save(result.arrays.to_torch_state_dict(), recorder.dir / "global_model.pt")
     verdict = training_failure(read_jsonl(recorder.dir / "metrics.jsonl"))

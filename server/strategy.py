@@ -18,8 +18,8 @@ from flwr.serverapp.strategy import FedAvg
 from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import sample_partitions
+from fedsnn.experiment.federation_records import FederationRecorder
 from fedsnn.experiment.health import training_failure
-from fedsnn.experiment.recorder import RunRecorder
 
 log = logging.getLogger("fedsnn")
 
@@ -27,7 +27,7 @@ log = logging.getLogger("fedsnn")
 class PartitionSampledFedAvg(FedAvg):
     """FedAvg over seeded partition samples; a round in which no client trained ends the run."""
 
-    def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder: RunRecorder) -> None:
+    def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder: FederationRecorder) -> None:
         super().__init__(
             fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=1,
             min_evaluate_nodes=0, min_available_nodes=cfg.min_nodes,

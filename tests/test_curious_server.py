@@ -98,10 +98,10 @@ def test_attacks_receive_only_the_servers_view(tmp_path, tiny_run_config, monkey
             assert isinstance(record, (ArrayRecord, ConfigRecord, MetricRecord)), name
 
 
-def test_run_many_turns_a_broken_batch_into_failed_records(monkeypatch):
+def test_attack_victims_turns_a_broken_batch_into_failed_records(monkeypatch):
     def broken(observed, config, attack, workers=1):
         raise ValueError("nope")
 
     monkeypatch.setattr(curious, "reconstruct_many", broken)
-    recs = curious.run_many("idlg", [None, None], None, workers=1)
+    recs = curious.attack_victims("idlg", [None, None], None, workers=1)
     assert len(recs) == 2 and all(isinstance(r, Reconstruction) and r.status == "failed" and "nope" in r.reason for r in recs)

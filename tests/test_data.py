@@ -126,6 +126,37 @@ def test_partition_rejects_bad_alpha():
         partition(np.zeros(10, dtype=int), 2, "dirichlet", alpha=0.0)
 
 
+def test_iid_is_equal_pieces_of_one_seeded_permutation():
+    """Flower's IidPartitioner on the seeded shuffle gives the shards fedsnn always had."""
+    labels = rng.integers(0, 10, 1003)
+    expected = [np.sort(s) for s in np.array_split(np.random.default_rng(4).permutation(1003), 6)]
+    assert all(np.array_equal(a, b) for a, b in zip(partition(labels, 6, "iid", seed=4), expected))
+
+
+def test_pathological_gives_each_client_its_classes():
+    labels = np.repeat(np.arange(10), 50)
+    shards = partition(labels, 10, "pathological", seed=3, classes_per_partition=2)
+    assert all(len(np.unique(labels[s])) == 2 for s in shards)
+    joined = np.concatenate(shards)
+    assert len(np.unique(joined)) == len(joined) and set(labels[joined]) == set(range(10))  # client i has class i
+    assert all(np.array_equal(a, b) for a, b in zip(shards, partition(labels, 10, "pathological", seed=3)))
+
+
+def test_shard_partitioning_cuts_label_sorted_shards():
+    labels = np.repeat(np.arange(10), 40)
+    shards = partition(labels, 4, "shard", seed=1, shards_per_partition=2)
+    assert [len(s) for s in shards] == [100] * 4  # 400 samples in 8 shards of 50, two per client
+    assert all(len(np.unique(labels[s])) <= 4 for s in shards)  # a shard of sorted labels spans 1-2 classes
+    joined = np.concatenate(shards)
+    assert len(np.unique(joined)) == len(joined)
+    assert not all(np.array_equal(a, b) for a, b in zip(shards, partition(labels, 4, "shard", seed=2)))
+
+
+def test_too_small_shards_name_the_knob():
+    with pytest.raises(ValueError, match="classes_per_partition"):
+        partition(np.repeat(np.arange(10), 3), 5, "pathological", classes_per_partition=1, min_size=5)
+
+
 def test_samples_are_floats_in_unit_range():
     x = load_dataset("mnist").test.samples
     assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1

@@ -40,9 +40,15 @@ def test_assignment_recovers_the_permutation_of_a_batch() -> None:
     original = torch.stack([torch.full((1, 3, 3), v) for v in (0.0, 0.3, 0.6, 0.9)])
     perm = torch.tensor([2, 0, 3, 1])
     shuffled = original[perm] + 0.01  # shuffled[k] = original[perm[k]]
-    matched = metrics.match_samples(shuffled, original)
-    torch.testing.assert_close(shuffled[matched], original + 0.01)
-    assert matched.tolist() == [1, 3, 0, 2]
+    chosen = metrics.match_originals(shuffled, original)  # shuffled[j] <-> original[chosen[j]]
+    assert chosen.tolist() == perm.tolist()
+    torch.testing.assert_close(shuffled, original[chosen] + 0.01)
+
+
+def test_fewer_reconstructions_are_matched_to_distinct_originals() -> None:
+    originals = torch.stack([torch.full((1, 2, 2), v) for v in (0.0, 0.3, 0.6, 0.9)])
+    rebuilt = torch.stack([torch.full((1, 2, 2), v) for v in (0.64, 0.58)])  # both nearest 0.6
+    assert metrics.match_originals(rebuilt, originals).tolist() == [3, 2]  # minimum total error, distinct
 
 
 def test_label_accuracies() -> None:

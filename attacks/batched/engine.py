@@ -5,10 +5,18 @@
 reasons, diagnostics keys plus ``queue``: the ticks, victims and slots of the
 queue that ran it; same iterates up to floating-point noise), but runs
 the victims together: their weights and observed gradients are stacked on a
-slot axis (``StackedMatcher``), the models run as grouped convolutions
-(``fedsnn.task.models.stacked``), and each slot keeps its own optimiser state and
-stop (``attacks.batched.optim``). Victims are exactly independent: a victim's
-loss depends only on its own dummy, weights and observed gradient.
+slot axis (``attacks.batched.matcher.StackedMatcher``), the models run as
+grouped convolutions (``fedsnn.task.models.stacked``), and each slot keeps its
+own optimiser state (``adam``, ``lbfgs``) and stop (``slots``). Victims are
+exactly independent: a victim's loss depends only on its own dummy, weights
+and observed gradient.
+
+Nothing a victim's run decides is written here twice: its labels
+(``choose_labels`` with the attack's own ``INFER_LABELS``), its starting state
+(``initial_state``), its stop rule (``StopRule`` with ``dummy_stop_settings``),
+the restart kept and whether another is due (``keep_better``,
+``restart_due``) and its ending (``to_reconstruction``) are the functions the
+one-at-a-time loop (``attacks.gradient.optimise``) calls.
 
 Continuous batching (``Queue``): a group of same-shaped victims is a queue of
 (victim, restart) entries served by ``max_victims`` slots. When an entry
@@ -47,68 +55,22 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from attacks.batched.optim import BatchedLBFGS, Book, Elementwise, drive
-from attacks.batched.parallel import run_jobs
+from attacks.batched.adam import BatchedAdam
+from attacks.batched.lbfgs import BatchedLBFGS
+from attacks.batched.matcher import StackedMatcher
+from attacks.batched.parallel import map_jobs
+from attacks.batched.slots import SlotProgress, optimise_slots
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient import Attempt, GradientMatcher, finish, infer_labels, layout_for, mean_prediction
-from attacks.registry import ATTACKS, BATCHED, get_attack
+from attacks.gradient import (Attempt, GradientMatcher, choose_labels, dummy_stop_settings, initial_state, keep_better,
+                              layout_for, learns_labels, reported_labels, restart_due, time_budget, to_reconstruction)
+from attacks.registry import ATTACKS, BATCHED, LABEL_INFERENCE, get_attack
 from fedsnn.errors import ConfigError
-from fedsnn.task.models import soft_cross_entropy, stacked_logits
 
 MAX_VICTIMS = 64  # slots per optimisation; larger groups queue for them
 
 
-class StackedMatcher:
-    """``GradientMatcher.loss`` for V victims of one architecture and dummy layout.
-
-    params / target: name -> [V, ...] (row v: the global weights / observed
-    gradient of the victim in slot v; ``load`` swaps a slot's victim).
-    """
-
-    def __init__(self, matchers: Sequence[GradientMatcher]) -> None:
-        first = matchers[0]
-        self.spec, self.layout = first.observed.spec, first.layout
-        self.kind = "image" if first.layout.kind == "image" else "steps"
-        self.params = {n: torch.stack([m.params[n].detach() for m in matchers]) for n in first.params}
-        self.target = {n: torch.stack([m.target[n] for m in matchers]) for n in first.target}
-        self._index: torch.Tensor | None = None
-
-    def load(self, slot: int, matcher: GradientMatcher) -> None:
-        """Put another victim (same architecture and layout) in row ``slot``."""
-        for n, p in self.params.items():
-            p[slot] = matcher.params[n].detach()
-        for n, t in self.target.items():
-            t[slot] = matcher.target[n]
-        self._index = None
-
-    def _select(self, victims: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        if self._index is None or not torch.equal(self._index, victims):
-            self._index = victims.clone()
-            self._params = {n: p[victims].requires_grad_(True) for n, p in self.params.items()}
-            self._target = {n: t[victims] for n, t in self.target.items()}
-        return self._params, self._target
-
-    def loss(self, victims: torch.Tensor, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """L_G per victim [A]; x: [A, *layout.shape] dummies, probs: [A, B, K]."""
-        params, target = self._select(victims)
-        with torch.enable_grad():
-            ce = soft_cross_entropy(stacked_logits(params, x, self.spec, self.kind), probs)
-            grads = dict(zip(params, torch.autograd.grad(ce.sum(), list(params.values()), create_graph=True)))
-            return sum(((grads[n] - target[n]) ** 2).flatten(1).sum(1) for n in target)  # type: ignore[return-value]
-
-
-def labels_for(attack: str, matcher: GradientMatcher, seed: int) -> torch.Tensor | None:
-    """Known labels, iDLG's inferred labels, or None (DLG's free soft label)."""
-    if matcher.observed.labels is not None:
-        return torch.tensor(matcher.observed.labels, dtype=torch.long)
-    if attack == "dlg":
-        return None
-    probs = mean_prediction(matcher, seed) if matcher.layout.batch > 1 else None
-    return infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
-
-
 @dataclass
-class Victim:
+class QueuedVictim:
     """One victim of a queue: its matcher while it runs, its best restart so far and its totals."""
 
     matcher: GradientMatcher | None = None
@@ -134,13 +96,13 @@ class Queue:
     def __init__(self, observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
                  seeds: Sequence[int], slots: int) -> None:
         self.observed, self.config, self.attack, self.seeds = observed, config, attack, seeds
-        self.victims = [Victim() for _ in observed]
+        self.victims = [QueuedVictim() for _ in observed]
         self.waiting = deque((v, 0) for v in range(len(observed)))
-        self.budget = config.time_budget_s or math.inf
+        self.budget = time_budget(config)
         slots = max(1, min(slots, len(observed)))
         self.owner = [-1] * slots  # slot -> victim
         self.restart = [0] * slots
-        # set by _build, once the first entries are in: stacked victims, book, optimiser, states x [S, n]
+        # set by _build, once the first entries are in: stacked victims, progress, optimiser, states x [S, n]
 
     def run(self) -> list[Reconstruction]:
         """Every victim's Reconstruction, in order; a victim that fails is 'failed', alone."""
@@ -150,9 +112,9 @@ class Queue:
             self.owner, self.restart = self.owner[:len(first)], self.restart[:len(first)]
             if first:
                 self._build(first)
-                ticks = drive(self.x, self._evaluate, self.book, self.optimiser,
-                      self._project if config.clamp == "step" or config.thresholding == "in" else None,
-                      self._stopped)
+                project = self._project if config.clamp == "step" or config.thresholding == "in" else None
+                ticks = optimise_slots(self.x, self._loss_and_grad, self.progress, self.optimiser, project,
+                                       self._stopped)
         except Exception as exc:  # an attack reports failure, it never raises
             reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
             for v in self.victims:
@@ -185,18 +147,15 @@ class Queue:
         """The entry's initial state [n] (dummy, then DLG's label logits) and its one-hot labels."""
         v = self.owner[slot]
         matcher, seed = self.victims[v].matcher, self.seeds[v] + self.restart[slot]
-        known = labels_for(self.attack, matcher, seed)
-        generator = torch.Generator().manual_seed(seed)
-        parts = [matcher.layout.initial(generator).flatten()]
-        if known is None:
-            parts.append(torch.randn(matcher.layout.batch, matcher.num_classes, generator=generator).flatten())
+        known = choose_labels(matcher, seed, LABEL_INFERENCE[self.attack])
+        dummy, logits = initial_state(matcher, seed, free_labels=known is None)
         self.known[slot] = known
-        x0 = torch.cat(parts).to(self.device)
+        x0 = torch.cat([dummy.flatten()] + ([] if logits is None else [logits.flatten()])).to(self.device)
         self.initial[slot] = x0.clone()
         return x0, None if known is None else matcher.one_hot(known)
 
     def _build(self, slots: list[int]) -> None:
-        """Book, optimiser and stacked victims for the first entries (``slots``: 0..k-1)."""
+        """Progress, optimiser and stacked victims for the first entries (``slots``: 0..k-1)."""
         config, matchers = self.config, [self.victims[self.owner[e]].matcher for e in slots]
         self.device = torch.device(config.device)
         self.known: list[torch.Tensor | None] = [None] * len(self.owner)
@@ -207,13 +166,12 @@ class Queue:
         self.size, self.free = math.prod(self.layout.shape), starts[0][1] is None
         self.onehot = None if self.free else torch.stack([o for _, o in starts])
         x0 = torch.stack([x for x, _ in starts])  # [S, n]
-        self.book = Book(x0, config.iterations, config.tolerance, self.budget, config.stall_patience,
-                         keep_initial=config.thresholding != "in")
+        self.progress = SlotProgress(x0, self.budget, dummy_stop_settings(config))
         self.optimiser = (BatchedLBFGS(x0, config.lr, config.max_eval) if config.optimizer == "lbfgs"
-                          else Elementwise("adam", x0, config.lr))
+                          else BatchedAdam(x0, config.lr))
         self.x = x0.clone()
         for e in slots:
-            self.book.spent[e] = self.victims[self.owner[e]].spent
+            self.progress.spent[e] = self.victims[self.owner[e]].spent
 
     def _split(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [A, n] -> dummies [A, *layout.shape] and label distributions [A, B, K]."""
@@ -221,7 +179,8 @@ class Queue:
             else self.onehot[idx]
         return x[:, :self.size].view(len(x), *self.layout.shape), probs
 
-    def _evaluate(self, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_and_grad(self, idx: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Matching loss [A] of the slots ``idx`` at states x [A, n] and its gradient [A, n]."""
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             loss = self.stacked.loss(idx, *self._split(x, idx))
@@ -250,38 +209,30 @@ class Queue:
             if onehot is not None:
                 self.onehot[e] = onehot
             self.x[e] = x0
-            self.book.reset(e, x0, victim.spent + time.perf_counter() - start)
-        index = torch.tensor(fresh, device=self.device)
-        if isinstance(self.optimiser, BatchedLBFGS):
-            self.optimiser.reset(index, torch.nonzero(~self.book.done).flatten())
-        else:
-            self.optimiser.reset(index)
+            self.progress.reset(e, x0, victim.spent + time.perf_counter() - start)
+        self.optimiser.reset(torch.tensor(fresh, device=self.device), torch.nonzero(~self.progress.done).flatten())
 
     def _harvest(self, slot: int) -> None:
         """The stopped entry of ``slot`` as an Attempt; the victim's restart queued or its result made."""
         start = time.perf_counter()
-        v, book = self.owner[slot], self.book
-        victim, trace, known = self.victims[v], book.traces[slot], self.known[slot]
-        trace.evaluations = int(book.evals[slot])
-        dummy, probs = self._split(book.best[slot:slot + 1], torch.tensor([slot], device=self.device))
-        chosen = probs[0].argmax(-1) if known is None else known
+        v, progress = self.owner[slot], self.progress
+        victim, trace, known = self.victims[v], progress.trace(slot), self.known[slot]
+        trace.evaluations = int(progress.evals[slot])
+        dummy, probs = self._split(progress.best[slot:slot + 1], torch.tensor([slot], device=self.device))
         start_dummy = self.initial[slot][:self.size].view(self.layout.shape)  # type: ignore[index]
-        current = Attempt(dummy[0].detach().clone(), probs[0].detach().clone(), chosen, trace, start_dummy)
+        current = Attempt(dummy[0].detach().clone(), probs[0].detach().clone(), reported_labels(probs[0], known),
+                          trace, start_dummy)
         victim.iterations += trace.iterations
         victim.evaluations += trace.evaluations
         victim.restarts = self.restart[slot] + 1
-        victim.spent = float(book.spent[slot])
-        held = victim.best
-        if held is None or current.trace.best_loss < held.trace.best_loss or (
-            held.trace.status == "diverged" and current.trace.status != "diverged"
-        ):
-            victim.best = current
-        if trace.status != "converged" and victim.restarts < self.config.restarts and victim.spent <= self.budget:
+        victim.spent = float(progress.spent[slot])
+        victim.best = keep_better(victim.best, current)
+        if restart_due(trace, victim.restarts, self.config.restarts, victim.spent > self.budget):
             self.waiting.appendleft((v, victim.restarts))
         else:
             try:
-                victim.result = finish(victim.matcher, victim.best, self.config, self.attack, victim.restarts,
-                                       victim.iterations, victim.evaluations, 0.0)
+                victim.result = to_reconstruction(victim.matcher, victim.best, self.config, self.attack,
+                                                  victim.restarts, victim.iterations, victim.evaluations, 0.0)
             except Exception as exc:  # noqa: BLE001 - this victim fails, the others go on
                 victim.result = Reconstruction.failed(f"{type(exc).__name__}: {exc}", wall_time_s=0.0)
             victim.matcher = victim.best = None  # only the result is kept
@@ -289,13 +240,6 @@ class Queue:
             victim.result = replace(victim.result, wall_time_s=victim.spent)
             return
         victim.spent += time.perf_counter() - start
-
-
-def run_group(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
-              seeds: Sequence[int], slots: int = MAX_VICTIMS) -> list[Reconstruction]:
-    """All restarts of same-shaped victims (victim i seeded ``seeds[i]``) through
-    ``slots`` slots; failures come back as 'failed'."""
-    return Queue(observed, config, attack, seeds, slots).run()
 
 
 def group_key(observed: ObservedUpdate, config: AttackConfig, attack: str) -> tuple | None:
@@ -311,8 +255,7 @@ def group_key(observed: ObservedUpdate, config: AttackConfig, attack: str) -> tu
         layout = layout_for(observed, config)
     except Exception:  # noqa: BLE001 - the one-at-a-time path reports it as 'failed'
         return None
-    free = attack == "dlg" and observed.labels is None
-    return observed.spec, layout, free
+    return observed.spec, layout, learns_labels(observed, LABEL_INFERENCE[attack])
 
 
 def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
@@ -355,8 +298,8 @@ def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, a
         size = -(-len(members) // max(1, workers))  # spread a group over the workers
         size = size if refill else min(max_victims, size)
         jobs += [members[s:s + size] for s in range(0, len(members), size)]
-    outputs = run_jobs(run_job, [([observed[i] for i in job], config, attack, [seeds[i] for i in job], max_victims)
-                        for job in jobs], workers)  # type: ignore[misc]
+    outputs = map_jobs(reconstruct_job, [([observed[i] for i in job], config, attack, [seeds[i] for i in job],
+                                           max_victims) for job in jobs], workers)  # type: ignore[misc]
     results: list[Reconstruction | None] = [None] * len(observed)
     for job, out in zip(jobs, outputs):
         for i, r in zip(job, out):
@@ -364,9 +307,10 @@ def reconstruct_many(observed: Sequence[ObservedUpdate], config: AttackConfig, a
     return results  # type: ignore[return-value]
 
 
-def run_job(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
-            seeds: Sequence[int], slots: int = MAX_VICTIMS) -> list[Reconstruction]:
-    """One job of ``reconstruct_many``: same-shaped victims through ``slots`` slots, or one victim alone."""
+def reconstruct_job(observed: Sequence[ObservedUpdate], config: AttackConfig, attack: str,
+                    seeds: Sequence[int], slots: int = MAX_VICTIMS) -> list[Reconstruction]:
+    """One job of ``reconstruct_many``: same-shaped victims (victim i seeded ``seeds[i]``) queued
+    through ``slots`` slots, or one victim with no batched form alone; failures come back as 'failed'."""
     if len(observed) == 1 and group_key(observed[0], config, attack) is None:
         return [get_attack(attack)(observed[0], replace(config, seed=seeds[0]))]
-    return run_group(observed, config, attack, seeds, slots)
+    return Queue(observed, config, attack, seeds, slots).run()

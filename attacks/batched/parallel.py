@@ -1,7 +1,7 @@
 """Spread independent attack jobs over worker processes, one torch thread each.
 
 On a few CPU cores, one process per core with ``torch.set_num_threads(1)``
-beats one process with several intra-op threads (ENVIRONMENT.md: two threads
+beats one process with several intra-op threads (on the project's 2-core machine two threads
 under contention were 50-90x slower). Jobs are pickled to 'spawn' workers
 (no fork of a process that may already hold OpenMP or CUDA state); each
 returns a list of Reconstructions. With ``workers <= 1`` or a single job,
@@ -19,7 +19,7 @@ import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 
-RunJob = Callable[..., list[Reconstruction]]
+JobFn = Callable[..., list[Reconstruction]]
 Job = tuple[Sequence[ObservedUpdate], AttackConfig, str, Sequence[int], int]  # updates, config, attack, seeds, slots
 
 
@@ -35,19 +35,19 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _run(task: tuple[RunJob, Job]) -> list[Reconstruction]:
-    run_job, job = task
-    return run_job(*job)
+def _call(task: tuple[JobFn, Job]) -> list[Reconstruction]:
+    job_fn, job = task
+    return job_fn(*job)
 
 
-def run_jobs(run_job: RunJob, jobs: Sequence[Job], workers: int = 1) -> list[list[Reconstruction]]:
-    """Run ``run_job(*job)`` on every job; outputs in the order of ``jobs``.
+def map_jobs(job_fn: JobFn, jobs: Sequence[Job], workers: int = 1) -> list[list[Reconstruction]]:
+    """``job_fn(*job)`` for every job, over ``workers`` processes; outputs in the order of ``jobs``.
 
     Parameters
     ----------
-    run_job : callable
+    job_fn : callable
         A module-level function (it is pickled by reference to the workers),
-        e.g. ``attacks.batched.engine.run_job``.
+        e.g. ``attacks.batched.engine.reconstruct_job``.
     jobs : sequence of (observed updates, config, attack name, one seed per update)
     workers : int
         Processes to use; capped at the number of jobs. A job that cannot be
@@ -55,6 +55,6 @@ def run_jobs(run_job: RunJob, jobs: Sequence[Job], workers: int = 1) -> list[lis
     """
     workers = min(workers, len(jobs))
     if workers <= 1:
-        return [_run((run_job, job)) for job in jobs]
+        return [_call((job_fn, job)) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-        return list(pool.map(_run, [(run_job, job) for job in jobs]))
+        return list(pool.map(_call, [(job_fn, job) for job in jobs]))

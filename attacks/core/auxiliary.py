@@ -1,6 +1,6 @@
 """Data an attacker declares it holds: public samples of the task's distribution, no client's.
 
-Threat model (REFERENCE.md section 8): the server may hold data like the
+Threat model: the server may hold data like the
 clients' (the split it evaluates on, or any public set) but none of their
 own samples. Every use is declared: the record of an attack that reads it
 names ``source``. The experiment floor builds it and checks it is disjoint

@@ -2,18 +2,24 @@
 
 ``dlg``, ``idlg`` and ``grnn`` each expose ``reconstruct(observed, config) ->
 Reconstruction``; ``matching`` builds the victim and the objective they share,
-``optimise`` the loop and the guarded runner, ``thresholding`` the spike
+``optimise`` the one-at-a-time loop and the guarded runner, ``stopping`` the
+stop rule and restart choice both loops share, ``thresholding`` the spike
 binarisation of the FL-SNN paper's Algorithms 1 and 2.
 """
 
 from attacks.gradient import dlg, grnn, idlg
 from attacks.gradient.idlg import infer_labels, mean_prediction
 from attacks.gradient.matching import DummyLayout, GradientMatcher, layout_for
-from attacks.gradient.optimise import Attempt, Trace, dummy_attempt, finish, optimise, run_attack
+from attacks.gradient.optimise import (LabelInference, choose_labels, declared_labels, dummy_attack_attempt,
+                                      dummy_attempt, initial_state, learns_labels, optimise, reported_labels,
+                                      run_attack, to_reconstruction)
+from attacks.gradient.stopping import (Attempt, StopRule, Trace, dummy_stop_settings, keep_better, restart_due,
+                                       time_budget)
 from attacks.gradient.thresholding import ALGORITHMS, TAUS, binarise, sweep
 
 __all__ = [
     "dlg", "grnn", "idlg", "infer_labels", "mean_prediction", "DummyLayout", "GradientMatcher", "layout_for",
-    "Attempt", "Trace", "dummy_attempt", "finish", "optimise", "run_attack", "ALGORITHMS", "TAUS", "binarise",
-    "sweep",
+    "LabelInference", "choose_labels", "declared_labels", "dummy_attack_attempt", "dummy_attempt", "initial_state",
+    "learns_labels", "optimise", "reported_labels", "run_attack", "to_reconstruction", "Attempt", "StopRule", "Trace",
+    "dummy_stop_settings", "keep_better", "restart_due", "time_budget", "ALGORITHMS", "TAUS", "binarise", "sweep",
 ]

@@ -13,11 +13,10 @@ reason 'stalled'), so ``restarts=3`` costs little and is advisable.
 
 from __future__ import annotations
 
-import torch
-
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, dummy_attempt, run_attack
+from attacks.gradient.optimise import LabelInference, dummy_attack_attempt, run_attack
+
+INFER_LABELS: LabelInference | None = None  # DLG learns a free soft label unless the labels are declared
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
@@ -27,9 +26,4 @@ def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstructio
     [B, T, C, H, W] (events) and labels = argmax of the learnt soft label.
     Never raises: problems become status 'diverged' or 'failed'.
     """
-
-    def attempt(matcher: GradientMatcher, seed: int, deadline: float) -> Attempt:
-        known = None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
-        return dummy_attempt(matcher, config, seed, deadline, known)
-
-    return run_attack(observed, config, attempt, "dlg")
+    return run_attack(observed, config, dummy_attack_attempt(config, INFER_LABELS), "dlg")

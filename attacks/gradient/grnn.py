@@ -1,7 +1,7 @@
 """GRNN (Ren et al., 2022): train a generator whose output matches the update.
 
 Unknowns are a generator's weights, not pixels. A fixed noise batch z [B, 128]
-goes through (REFERENCE.md section 3)::
+goes through (Ren et al.'s generator, sized for 32x32 outputs)::
 
     z [B, 128, 1, 1] -> ConvTranspose(128 -> 256, k4) -> GLU     [B, 128, 4, 4]
       -> n x [nearest up x2 -> Conv3x3 -> BatchNorm -> GLU]      channels halve,
@@ -35,7 +35,7 @@ from torch import nn
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, optimise, run_attack
+from attacks.gradient.optimise import Attempt, declared_labels, optimise, reported_labels, run_attack
 
 STEM_CHANNELS = 256  # before the GLU halves them
 INIT_STD = 0.02
@@ -123,8 +123,7 @@ def grnn_attempt(
                      stall_patience=0)
     with torch.no_grad():
         images, probs = generate()
-    chosen = probs.argmax(-1) if labels is None else labels
-    return Attempt(images.detach(), probs.detach(), chosen, trace, initial)
+    return Attempt(images.detach(), probs.detach(), reported_labels(probs, labels), trace, initial)
 
 
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
@@ -136,7 +135,6 @@ def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstructio
     """
 
     def attempt(matcher: GradientMatcher, seed: int, deadline: float) -> Attempt:
-        known = None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
-        return grnn_attempt(matcher, config, seed, deadline, known)
+        return grnn_attempt(matcher, config, seed, deadline, declared_labels(observed))
 
     return run_attack(observed, config, attempt, "grnn")

@@ -3,7 +3,7 @@
 Label rule (one sample): the cross-entropy gradient of the last Linear layer is
 ``dW[c, j] = (p_c - y_c) h_j``. With non-negative features h (sigmoid outputs,
 spike counts) only the true class has a negative row, so
-``y = argmin_c sum_j dW[c, j]`` (REFERENCE.md section 3). If every row sums to
+``y = argmin_c sum_j dW[c, j]`` (Zhao et al., 2020). If every row sums to
 zero (a silent last spiking layer: h = 0) the bias gradient ``p_c - y_c`` is used.
 
 Batches (B > 1), after Wainakh et al.'s impact estimate (LLG): the bias
@@ -28,7 +28,7 @@ import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
-from attacks.gradient.optimise import Attempt, dummy_attempt, run_attack
+from attacks.gradient.optimise import LabelInference, dummy_attack_attempt, run_attack
 
 PROBES = 16  # dummies used to estimate the victim's mean prediction
 
@@ -85,20 +85,21 @@ def mean_prediction(matcher: GradientMatcher, seed: int, probes: int = PROBES) -
     return matcher.model(inputs).softmax(-1).mean(0)
 
 
+def infer_from_gradient(matcher: GradientMatcher, seed: int) -> torch.Tensor:
+    """iDLG's labels when none are declared, long [B]: ``infer_labels`` on the observed
+    gradient (with ``mean_prediction`` on probes seeded ``seed`` for batches)."""
+    probs = mean_prediction(matcher, seed) if matcher.layout.batch > 1 else None
+    return infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
+
+
+INFER_LABELS: LabelInference = infer_from_gradient
+
+
 def reconstruct(observed: ObservedUpdate, config: AttackConfig) -> Reconstruction:
     """Rebuild the client's batch from its update by iDLG.
 
-    Labels: ``observed.labels`` when given, else ``infer_labels`` on the observed
-    gradient. Returns samples [B, C, H, W] (images) or [B, T, C, H, W] (events).
+    Labels: ``observed.labels`` when declared, else ``infer_from_gradient``.
+    Returns samples [B, C, H, W] (images) or [B, T, C, H, W] (events).
     Never raises: problems become status 'diverged' or 'failed'.
     """
-
-    def attempt(matcher: GradientMatcher, seed: int, deadline: float) -> Attempt:
-        if observed.labels is not None:
-            labels = torch.tensor(observed.labels, dtype=torch.long)
-        else:
-            probs = mean_prediction(matcher, seed) if matcher.layout.batch > 1 else None
-            labels = infer_labels(matcher.target, matcher.last_linear_name(), matcher.layout.batch, probs)
-        return dummy_attempt(matcher, config, seed, deadline, labels)
-
-    return run_attack(observed, config, attempt, "idlg")
+    return run_attack(observed, config, dummy_attack_attempt(config, INFER_LABELS), "idlg")

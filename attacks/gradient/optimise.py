@@ -1,52 +1,29 @@
-"""The optimisation loop and guarded runner every attack shares.
+"""The one-at-a-time optimisation loop and guarded runner every attack shares.
 
 ``optimise`` drives any set of free tensors (a dummy batch, label logits, a
-generator's weights) down a matching objective and decides the status:
-'converged' (loss below tolerance), 'budget' (iterations or wall-clock spent,
-or the loss stopped changing), 'diverged' (non-finite loss). ``run_attack``
-adds restarts (keeping the lowest loss), turns any exception into a 'failed'
-Reconstruction and attaches the diagnostics: attacks never raise.
+generator's weights) down a matching objective; ``StopRule``
+(``attacks.gradient.stopping``) decides when it stops and with which status.
+``run_attack`` adds restarts (``restart_due``, ``keep_better``), turns any
+exception into a 'failed' Reconstruction and attaches the diagnostics: attacks
+never raise. The pieces of a dummy attack that the batched engine
+(``attacks.batched``) runs too are defined here once: the starting state
+(``initial_state``), the labels (``choose_labels``, ``reported_labels``) and
+the ending (``to_reconstruction``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
 from attacks.gradient.matching import GradientMatcher
+from attacks.gradient.stopping import (Attempt, StopRule, Trace, dummy_stop_settings, keep_better, restart_due,
+                                      time_budget)
 from attacks.gradient.thresholding import binarise
-
-
-@dataclass
-class Trace:
-    """How one optimisation went. ``best_loss`` is the loss of the state the
-    variables hold once ``optimise`` returns."""
-
-    status: str = "budget"
-    reason: str = ""
-    losses: list[float] = field(default_factory=list)
-    best_loss: float = math.inf
-    iterations: int = 0
-    evaluations: int = 0
-
-
-@dataclass
-class Attempt:
-    """One restart's outcome: the dummy in model-input layout, its label
-    distribution [B, K] and labels [B] (long), its trace, and the state it
-    started from (model-input layout; scored as a control by the evaluator)."""
-
-    dummy: torch.Tensor
-    probs: torch.Tensor
-    labels: torch.Tensor
-    trace: Trace
-    initial: torch.Tensor | None = None
 
 
 def make_optimizer(config: AttackConfig) -> Callable[[list[torch.Tensor]], torch.optim.Optimizer]:
@@ -76,9 +53,9 @@ def optimise(
     ``keep_initial=False`` keeps the untouched initial state out of the running
     for best (Algorithm 2 must return a binarised, i.e. updated, state).
     """
-    trace = Trace(reason=f"{iterations} iterations spent")
+    rule = StopRule(iterations, tolerance, stall_patience, keep_initial)
+    trace = rule.trace
     best_state = [v.detach().clone() for v in variables]
-    unchanged, previous = 0, math.nan
 
     def closure() -> torch.Tensor:
         trace.evaluations += 1
@@ -88,36 +65,13 @@ def optimise(
             v.grad = torch.zeros_like(v) if g is None else g.detach()
         return loss.detach()
 
-    def remember(loss: float, state: list[torch.Tensor]) -> None:
-        nonlocal best_state
-        if loss < trace.best_loss:
-            trace.best_loss, best_state = loss, state
-
     for step in range(iterations + 1):  # the extra round only scores the last update
         state = [v.detach().clone() for v in variables]
-        if step == iterations:
-            loss = float(closure())
-        else:
-            loss = float(optimizer.step(closure))
-        if not math.isfinite(loss):
-            trace.status, trace.reason = "diverged", f"non-finite matching loss ({loss}) at step {step}"
-            break
-        trace.losses.append(loss)
-        if step > 0 or keep_initial:
-            remember(loss, state)
-        if loss < tolerance:
-            trace.status, trace.reason = "converged", f"matching loss {loss:.3g} < {tolerance:g} at step {step}"
-            break
-        if step == iterations:
-            break
-        trace.iterations += 1
-        unchanged = unchanged + 1 if loss == previous else 0
-        previous = loss
-        if stall_patience and unchanged >= stall_patience:
-            trace.reason = f"stalled: loss unchanged for {unchanged} steps at {loss:.4g}"
-            break
-        if time.perf_counter() > deadline:
-            trace.reason = f"time budget spent after {trace.iterations} steps"
+        loss = float(closure()) if step == iterations else float(optimizer.step(closure))
+        improved, stop = rule.observe(loss, time.perf_counter() > deadline)
+        if improved:
+            best_state = state
+        if stop:
             break
         after_update()
     with torch.no_grad():
@@ -127,6 +81,46 @@ def optimise(
 
 
 AttemptFn = Callable[[GradientMatcher, int, float], Attempt]
+LabelInference = Callable[[GradientMatcher, int], torch.Tensor]  # (matcher, seed) -> inferred labels long [B]
+
+
+def declared_labels(observed: ObservedUpdate) -> torch.Tensor | None:
+    """The labels the client declared (long [B]), or None when it did not."""
+    return None if observed.labels is None else torch.tensor(observed.labels, dtype=torch.long)
+
+
+def choose_labels(matcher: GradientMatcher, seed: int, infer: LabelInference | None) -> torch.Tensor | None:
+    """A dummy attack's labels, long [B]: the declared ones, else ``infer(matcher, seed)``
+    (iDLG); None when the attack has no inference (DLG): it learns a free soft label."""
+    known = declared_labels(matcher.observed)
+    if known is not None or infer is None:
+        return known
+    return infer(matcher, seed)
+
+
+def learns_labels(observed: ObservedUpdate, infer: LabelInference | None) -> bool:
+    """Whether ``choose_labels`` gives None for this victim, without building its matcher."""
+    return observed.labels is None and infer is None
+
+
+def reported_labels(probs: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    """The labels an attempt reports: the known ones, else the argmax of its soft label probs [B, K]."""
+    return probs.argmax(-1) if known is None else known
+
+
+def initial_state(matcher: GradientMatcher, seed: int, free_labels: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The state a dummy attack starts from, on the matcher's device.
+
+    Returns the dummy [*layout.shape] (``DummyLayout.initial``) and, when the
+    label is free (DLG without declared labels), label logits [B, K] drawn
+    N(0, 1) after it from the same generator seeded ``seed``; else None.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    dummy = matcher.layout.initial(generator).to(matcher.device)
+    if not free_labels:
+        return dummy, None
+    logits = torch.randn(matcher.layout.batch, matcher.num_classes, generator=generator)
+    return dummy, logits.to(matcher.device)
 
 
 def dummy_attempt(
@@ -137,26 +131,28 @@ def dummy_attempt(
     labels: long [B] when known or inferred (iDLG); ``None`` makes the label a
     free soft label, softmax of logits [B, K] drawn N(0, 1) and optimised jointly (DLG).
     """
-    generator = torch.Generator().manual_seed(seed)
-    dummy = matcher.layout.initial(generator).to(matcher.device).requires_grad_(True)
-    initial = dummy.detach().clone()
+    start, start_logits = initial_state(matcher, seed, free_labels=labels is None)
+    dummy = start.clone().requires_grad_(True)
     variables = [dummy]
-    if labels is None:
-        logits = torch.randn(matcher.layout.batch, matcher.num_classes, generator=generator)
-        logits = logits.to(matcher.device).requires_grad_(True)
-        variables.append(logits)
-        label_probs: Callable[[], torch.Tensor] = lambda: logits.softmax(-1)
-    else:
+    if start_logits is None:
         fixed = matcher.one_hot(labels)
-        label_probs = lambda: fixed
+        label_probs: Callable[[], torch.Tensor] = lambda: fixed
+    else:
+        logits = start_logits.requires_grad_(True)
+        variables.append(logits)
+        label_probs = lambda: logits.softmax(-1)
     trace = optimise(
         variables, lambda: matcher.loss(dummy, label_probs()), make_optimizer(config)(variables),
-        config.iterations, config.tolerance, deadline, config.stall_patience,
-        after_update=lambda: matcher.layout.project_(dummy, config), keep_initial=config.thresholding != "in",
+        deadline=deadline, after_update=lambda: matcher.layout.project_(dummy, config), **dummy_stop_settings(config),
     )
     probs = label_probs().detach()
-    chosen = probs.argmax(-1) if labels is None else labels
-    return Attempt(dummy.detach(), probs, chosen, trace, initial)
+    return Attempt(dummy.detach(), probs, reported_labels(probs, labels), trace, start)
+
+
+def dummy_attack_attempt(config: AttackConfig, infer: LabelInference | None) -> AttemptFn:
+    """The attempt of a dummy attack (DLG: ``infer=None``; iDLG: its label inference)."""
+    return lambda matcher, seed, deadline: dummy_attempt(matcher, config, seed, deadline,
+                                                         choose_labels(matcher, seed, infer))
 
 
 def run_attack(observed: ObservedUpdate, config: AttackConfig, attempt: AttemptFn, name: str) -> Reconstruction:
@@ -167,31 +163,28 @@ def run_attack(observed: ObservedUpdate, config: AttackConfig, attempt: AttemptF
     'failed' with the exception as reason; nothing propagates to the caller.
     """
     start = time.perf_counter()
-    deadline = start + config.time_budget_s if config.time_budget_s else math.inf
+    deadline = start + time_budget(config)
     try:
         matcher = GradientMatcher(observed, config)
         best: Attempt | None = None
-        iterations = evaluations = 0
-        for restart in range(config.restarts):
-            current = attempt(matcher, config.seed + restart, deadline)
+        iterations = evaluations = restarts = 0
+        while True:
+            current = attempt(matcher, config.seed + restarts, deadline)
+            restarts += 1
             iterations += current.trace.iterations
             evaluations += current.trace.evaluations
-            if best is None or current.trace.best_loss < best.trace.best_loss or (
-                best.trace.status == "diverged" and current.trace.status != "diverged"
-            ):
-                best = current
-            if current.trace.status == "converged" or time.perf_counter() > deadline:
+            best = keep_better(best, current)
+            if not restart_due(current.trace, restarts, config.restarts, time.perf_counter() > deadline):
                 break
-        if best is None:
-            raise RuntimeError("no restart ran")
-        return finish(matcher, best, config, name, restart + 1, iterations, evaluations, time.perf_counter() - start)
+        return to_reconstruction(matcher, best, config, name, restarts, iterations, evaluations,
+                                 time.perf_counter() - start)
     except Exception as exc:  # an attack reports failure, it never raises
         reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return Reconstruction.failed(reason, wall_time_s=time.perf_counter() - start)
 
 
-def finish(matcher: GradientMatcher, best: Attempt, config: AttackConfig, attack: str, restarts: int,
-           iterations: int, evaluations: int, wall: float) -> Reconstruction:
+def to_reconstruction(matcher: GradientMatcher, best: Attempt, config: AttackConfig, attack: str, restarts: int,
+                      iterations: int, evaluations: int, wall: float) -> Reconstruction:
     """The end of every dummy attack, one-at-a-time or batched: clamp, data layout,
     Algorithm 1 (post-optimisation thresholding), diagnostics."""
     final = best.dummy.detach().clone()

@@ -2,7 +2,8 @@
 
 Attack code never imports this module: the attacker has no ground truth.
 Per-sample records come first, then summaries (success rate, mean, median),
-because outcomes are bimodal and a mean alone misleads (REFERENCE.md section 4).
+because outcomes are bimodal (a rebuilt sample scores 45-80 dB PSNR, a failed
+one 3-6 dB) and a mean alone misleads.
 
 Shapes: images [B, C, H, W] in [0, 1]; event/spike tensors [B, T, C, H, W].
 """
@@ -19,7 +20,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from skimage.metrics import structural_similarity
 
-SUCCESS_MSE = 1e-3  # DLG/iDLG success on [0, 1] images (REFERENCE.md section 3)
+SUCCESS_MSE = 1e-3  # DLG/iDLG success: MSE below it on [0, 1] images
 MAX_PSNR = 100.0  # an exact reconstruction (MSE 0) scores this instead of +inf
 
 Judge = Callable[[torch.Tensor], torch.Tensor]  # samples [B, ...] -> logits [B, K]
@@ -63,19 +64,24 @@ def l2(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return (reconstructed.double() - original.double()).flatten(1).norm(dim=1).float()
 
 
-def match_samples(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """Which reconstruction belongs to which original (a batch's order is not leaked).
+def match_originals(reconstructed: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
+    """The original each reconstruction is scored against: the one assignment matcher.
 
-    Minimum-cost assignment (Hungarian, scipy) on the pairwise MSE matrix.
+    A batch's order is not leaked, and an attacker may rebuild fewer samples
+    than the client used, so reconstructions [k, ...] are assigned to distinct
+    originals [N, ...] (k <= N) by minimum total squared error (Hungarian,
+    ``scipy.optimize.linear_sum_assignment``).
 
     Returns
     -------
     torch.Tensor
-        long [B], ``perm`` such that ``reconstructed[perm[i]]`` is matched to ``original[i]``.
+        long [k], ``chosen`` such that ``reconstructed[j]`` is matched to ``originals[chosen[j]]``.
     """
-    _check_pair(reconstructed, original)
-    rec, ref = reconstructed.detach().double().flatten(1), original.detach().double().flatten(1)
-    cost = torch.cdist(ref, rec).pow(2) / rec.shape[1]  # [B_orig, B_rec] MSE
+    if reconstructed.shape[1:] != originals.shape[1:] or len(reconstructed) > len(originals):
+        raise ValueError(f"cannot match {tuple(reconstructed.shape)} reconstructions to {tuple(originals.shape)} "
+                         "originals: sample shapes must agree and k <= N")
+    rec, ref = reconstructed.detach().double().flatten(1), originals.detach().double().flatten(1)
+    cost = torch.cdist(rec, ref).pow(2)  # [k, N]
     rows, cols = linear_sum_assignment(cost.cpu().numpy())
     return torch.as_tensor(cols[np.argsort(rows)], dtype=torch.long)
 
@@ -148,9 +154,10 @@ def score_batch(
     success_mse : float
         success = MSE below it.
     match : bool
-        Reorder reconstructions by minimum-cost assignment first.
+        Reorder reconstructions by minimum-cost assignment first (``match_originals``).
     """
-    perm = match_samples(reconstructed, original) if match else torch.arange(len(original))
+    _check_pair(reconstructed, original)
+    perm = torch.argsort(match_originals(reconstructed, original)) if match else torch.arange(len(original))
     rec = reconstructed[perm]
     errors, distances = mse(rec, original), l2(rec, original)
     similarity = ssim(rec, original) if rec.dim() == 4 else torch.full((len(rec),), math.nan)

@@ -12,26 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from attacks.blackbox import GaminResult, QueryOracle, fidelity, percent_correct, random_probes
 
 from fedsnn.task.data import LabelledData
-from fedsnn.analysis.metrics import Judge, SampleRecord, score_batch
-
-
-def pick_originals(reconstructed: torch.Tensor, originals: torch.Tensor) -> np.ndarray:
-    """Indices of the originals matched to each reconstruction, by minimum total MSE.
-
-    reconstructed [k, ...] and originals [N, ...] with k <= N: an attacker that
-    rebuilds fewer samples than the client used is scored against the k
-    originals its reconstructions resemble most, each used at most once.
-    """
-    cost = torch.cdist(reconstructed.flatten(1).double(), originals.flatten(1).double()).pow(2)
-    rows, cols = linear_sum_assignment(cost.numpy())
-    return cols[np.argsort(rows)]
+from fedsnn.analysis.metrics import Judge, SampleRecord, match_originals, score_batch
 
 
 def score_reconstruction(
@@ -43,7 +29,7 @@ def score_reconstruction(
     """
     k = min(len(reconstructed), len(truth))
     reconstructed = reconstructed[:k].detach().cpu().float()
-    chosen = pick_originals(reconstructed, truth.samples)
+    chosen = match_originals(reconstructed, truth.samples)  # the k originals it resembles most
     originals, labels = truth.samples[chosen], truth.labels[chosen]
     rec_labels = None if reconstructed_labels is None else reconstructed_labels[:k].cpu()
     records = score_batch(reconstructed, originals, labels, rec_labels, judge, match=False)

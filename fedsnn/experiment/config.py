@@ -52,6 +52,8 @@ class RunConfig:
     surrogate: str = field(default="atan", metadata=_doc("SNN surrogate gradient", choices=tuple(SURROGATES)))
     partitioning: str = field(default="iid", metadata=_doc("How the training set is split into shards", choices=PARTITIONINGS))
     alpha: float = field(default=0.5, metadata=_doc("Dirichlet concentration (non-IID; smaller = more skewed)", gt=0))
+    classes_per_partition: int = field(default=2, metadata=_doc("pathological: classes each client holds", min=1))
+    shards_per_partition: int = field(default=2, metadata=_doc("shard: label-sorted shards each client holds", min=1))
     mode: str = field(default="fedavg", metadata=_doc("fedsgd: one step on one batch; fedavg: local epochs/steps", choices=MODES))
     local_epochs: int = field(default=1, metadata=_doc("fedavg: local epochs per round", min=1))
     local_steps: int = field(default=0, metadata=_doc("fedavg: local SGD steps per round; 0 = use local-epochs", min=0))

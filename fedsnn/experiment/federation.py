@@ -17,7 +17,7 @@ from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.settings import resolve_device
 from fedsnn.task.data import LabelledData, Split, class_histograms, load_dataset, partition
 from fedsnn.task.models import ModelSpec, build_model
-from fedsnn.task.training import LocalPlan, evaluate, local_batches, train_local
+from fedsnn.task.training import LocalPlan, accuracy_and_loss, local_batches, train_local
 
 
 def dataset_for(cfg: RunConfig) -> Split:
@@ -37,7 +37,9 @@ def local_plan(cfg: RunConfig) -> LocalPlan:
 def shards(cfg: RunConfig, num_partitions: int) -> tuple[np.ndarray, ...]:
     """Every client's training indices; identical for every fleet of one seed."""
     labels = dataset_for(cfg).train.labels.numpy()
-    return tuple(partition(labels, num_partitions, cfg.partitioning, cfg.alpha, cfg.seed, min_size=cfg.batch_size // 4 + 1))
+    return tuple(partition(labels, num_partitions, cfg.partitioning, cfg.alpha, cfg.seed, min_size=cfg.batch_size // 4 + 1,
+                           classes_per_partition=cfg.classes_per_partition,
+                           shards_per_partition=cfg.shards_per_partition))
 
 
 def partition_report(cfg: RunConfig, num_partitions: int) -> dict[str, object]:
@@ -48,6 +50,8 @@ def partition_report(cfg: RunConfig, num_partitions: int) -> dict[str, object]:
         "num-partitions": num_partitions,
         "scheme": cfg.partitioning,
         "alpha": cfg.alpha if cfg.partitioning == "dirichlet" else None,
+        "classes-per-partition": cfg.classes_per_partition if cfg.partitioning == "pathological" else None,
+        "shards-per-partition": cfg.shards_per_partition if cfg.partitioning == "shard" else None,
         "sizes": [len(s) for s in parts],
         "class-histograms": class_histograms(train.labels.numpy(), list(parts), train.num_classes),
     }
@@ -87,14 +91,14 @@ def client_train(
     return ClientUpdate(state, sum(len(b) for b in batches), metrics, declared)
 
 
-def global_evaluation(cfg: RunConfig, state: dict[str, torch.Tensor]) -> dict[str, float]:
+def global_accuracy_and_loss(cfg: RunConfig, state: dict[str, torch.Tensor]) -> dict[str, float]:
     """Accuracy and loss of the global model on the held-out test split."""
     test = dataset_for(cfg).test
     if cfg.eval_samples and cfg.eval_samples < len(test):
         test = test.subset(np.arange(cfg.eval_samples))
     model = build_model(model_spec(cfg, test))
     model.load_state_dict(state)
-    return evaluate(model, test, device=resolve_device(cfg.device))
+    return accuracy_and_loss(model, test, device=resolve_device(cfg.device))
 
 
 def sample_partitions(cfg: RunConfig, server_round: int, available: list[int]) -> list[int]:

@@ -4,7 +4,7 @@ A client's training batch in a round is a deterministic function of (dataset,
 seed, partition id, round) (``fedsnn.task.training.local_batches``). The
 evaluator re-derives it here to score a reconstruction; the attacker never
 calls this (its view is ``attacks.ObservedUpdate``, tested in
-tests/test_attacker_view.py).
+tests/test_curious_server.py and tests/attacks/test_attack_api.py).
 """
 
 from __future__ import annotations

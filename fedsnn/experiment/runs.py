@@ -1,4 +1,7 @@
-"""Run folders: resolved config with versions, per-round records, never overwritten.
+"""File primitives of every record: fresh run folders and append-only record files, never overwritten.
+
+The federation's records (``federation_records``), the leakage records
+(``leakage_records``) and the studies in simulations/ write through these.
 
 A run folder is ``<output-dir>/<UTC timestamp>-<name>``; if it exists a
 numeric suffix is added, so finished results are never replaced. Every

@@ -83,7 +83,7 @@ def resolve_config(app: Path, run_config: list[str]) -> tuple[RunConfig, dict[st
     return RunConfig.from_mapping({**defaults, **overrides}), overrides
 
 
-def run_status(run_id: str, target: Target) -> str:
+def flower_run_status(run_id: str, target: Target) -> str:
     """'finished:completed', 'finished:failed', ... as the SuperLink records it."""
     out = subprocess.run([command("flwr"), "list", target.connection, "--run-id", run_id, "--format", "json"],
                          capture_output=True, text=True, env=target.env, cwd=target.home, timeout=120)
@@ -137,7 +137,7 @@ def launch(app: Path, run_config: list[str], federation_config: str | None = Non
                 if log.run_id is None:
                     print(f"{prefix}fedsnn-run: flwr run did not start a run", file=sys.stderr)
                     return Launch(EXIT_FAILED)
-                status = run_status(log.run_id, target)
+                status = flower_run_status(log.run_id, target)
             except Interrupted as stop:
                 for s in previous:  # a second Ctrl-C must not cut the clean-up short
                     signal.signal(s, signal.SIG_IGN)

@@ -1,7 +1,7 @@
 """Where a run goes: a SuperLink of the run's own, or one the user names.
 
 By default ``fedsnn-run`` starts its own simulation SuperLink and stops it
-when the run ends (ENVIRONMENT.md: Flower's shared local SuperLink outlives
+when the run ends (Flower's shared local SuperLink outlives
 runs on a fixed port with ~/.flwr and keeps the environment of whoever started
 it first):
 

@@ -77,7 +77,7 @@ def train_local(model: nn.Module, data: LabelledData, batches: list[np.ndarray],
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: LabelledData, batch_size: int = 256, device: str = "cpu") -> dict[str, float]:
+def accuracy_and_loss(model: nn.Module, data: LabelledData, batch_size: int = 256, device: str = "cpu") -> dict[str, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``data``."""
     model.to(device).eval()
     total_loss, correct = 0.0, 0

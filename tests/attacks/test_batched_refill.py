@@ -11,7 +11,7 @@ import torch
 
 import attacks
 from attacks.batched import reconstruct_many
-from attacks.batched.optim import Book
+from attacks.batched.slots import SlotProgress
 from attacks.core import AttackConfig
 from attacks.gradient import GradientMatcher
 from fedsnn.task.models import ModelSpec
@@ -55,13 +55,13 @@ def assert_same(a, b, rtol: float = 1e-3, spikes: bool = False) -> None:
 def entries(monkeypatch) -> list[int]:
     """For every victim started in a freed slot: how many other slots were mid-run then."""
     seen: list[int] = []
-    reset = Book.reset
+    reset = SlotProgress.reset
 
-    def spy(self: Book, slot: int, x0: torch.Tensor, spent: float) -> None:
+    def spy(self: SlotProgress, slot: int, x0: torch.Tensor, spent: float) -> None:
         seen.append(int((~self.done).sum()))
         reset(self, slot, x0, spent)
 
-    monkeypatch.setattr(Book, "reset", spy)
+    monkeypatch.setattr(SlotProgress, "reset", spy)
     return seen
 
 
@@ -129,7 +129,7 @@ def test_history_reset_after_compaction_takes_a_free_row() -> None:
     """A slot refilled after the buffers were compacted (its old row now another
     slot's) gets a new row; its directions equal a fresh history's, and the
     running slots' directions are untouched."""
-    from attacks.batched.optim import History
+    from attacks.batched.lbfgs import History
 
     gen = torch.Generator().manual_seed(0)
     n = 6

@@ -1,4 +1,7 @@
-"""Writes one run's folder as the federation runs.
+"""A federated run's own records, written as the federation runs (``FederationRecorder``).
+
+Leakage has its own records (``fedsnn.experiment.leakage_records``); both write
+through the file primitives of ``fedsnn.experiment.runs``.
 
     config.json      resolved config, config hash, code and library versions
     partitions.json  shard sizes and class histograms
@@ -33,7 +36,9 @@ def launched_from(cfg: RunConfig) -> dict[str, Any]:
     return {"git-commit": commit.removesuffix("+dirty"), "git-dirty": commit.endswith("+dirty")}
 
 
-class RunRecorder:
+class FederationRecorder:
+    """Creates the run folder and appends one metrics line per round (``record_round``)."""
+
     def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
         self.cfg, self.dir = cfg, run_dir
         self.metrics = RecordLog(run_dir / "metrics.jsonl", run_dir / "metrics.csv", METRIC_COLUMNS)
@@ -41,7 +46,7 @@ class RunRecorder:
         self.round_stats: dict[int, dict[str, Any]] = {}
 
     @classmethod
-    def create(cls, cfg: RunConfig, extra: dict[str, Any] | None = None) -> "RunRecorder":
+    def create(cls, cfg: RunConfig, extra: dict[str, Any] | None = None) -> "FederationRecorder":
         run_dir = create_run_dir(cfg.output_dir, cfg.name)
         write_json(run_dir / "config.json", {
             "run-config": cfg.to_dict(), "config-hash": cfg.digest(), **provenance(), **launched_from(cfg),

@@ -1,4 +1,4 @@
-"""Scores every reconstruction the curious server makes and records it at once.
+"""Leakage records: scores every reconstruction the curious server makes and records it at once.
 
     leakage.jsonl                       one line per finished attack, flushed
     reconstructions/r003-p1-idlg.pt     originals and reconstructions (for grids)

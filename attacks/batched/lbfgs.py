@@ -1,165 +1,26 @@
-"""Optimisers over V independent victims, each with its own state and stopping.
-
-``drive`` is ``optimise.optimise`` run for V slots at once. Every slot keeps
-its own bookkeeping (losses, best state, stall counter, status, reason, time
-spent) and its own optimiser state, and only slots still running are
-evaluated: a tick is one objective evaluation of every active slot, then each
-slot's own logic. A slot whose victim stopped can be handed a new victim
-(``reset`` of the book and the optimiser: fresh trace, counters, history), so
-one optimisation can serve a queue longer than its slots (continuous batching,
-``attacks.batched.engine``); a fresh slot's first evaluation is a step start, exactly
-as a fresh one-at-a-time run's.
+"""``torch.optim.LBFGS`` (no line search) for V slots, each victim with its own state.
 
 ``BatchedLBFGS`` is ``torch.optim.LBFGS`` without line search (lr, max_iter =
 max_eval, history 100, tolerance_grad 1e-7, tolerance_change 1e-9) written as a
 per-victim state machine: a victim's evaluations happen in the same order at
 the same points as in a one-at-a-time run; victims just leave their inner loop
 at different ticks. Its two-loop recursion is solved in closed form on the
-curvature pairs of ``History`` (big buffers never gathered; see there). Two savings, both leaving the iterates unchanged: a victim
-stops at the first evaluation of the step at which one-at-a-time ``optimise``
-would stop (not after that step's wasted inner evaluations), and when a step
-ends right after an evaluation at an unprojected point, the next step's first
-evaluation (same point) is reused, counted, not recomputed.
+curvature pairs of ``History`` (big buffers never gathered; see there). Two
+savings, both leaving the iterates unchanged: a victim stops at the first
+evaluation of the step at which one-at-a-time ``optimise`` would stop (not
+after that step's wasted inner evaluations), and when a step ends right after
+an evaluation at an unprojected point, the next step's first evaluation (same
+point) is reused, counted, not recomputed. The stop decisions themselves are
+the shared ``StopRule``'s (``SlotProgress.step_start``).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
-
 import torch
 
-from attacks.gradient import Trace
+from attacks.batched.slots import Project, SlotProgress
 
-Evaluate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (victim idx [A], x [A, n]) -> x
 HISTORY, TOL_GRAD, TOL_CHANGE = 100, 1e-7, 1e-9
-
-
-class Book:
-    """``optimise``'s per-step decisions for V slots (see ``optimise.optimise``).
-
-    The time budget is per slot and counts the slot's *share* of the batch's
-    time (``spent``: each tick's seconds split over the slots it evaluated,
-    added by ``drive``), so a victim is held to the budget it would have alone.
-    """
-
-    def __init__(self, x0: torch.Tensor, iterations: int, tolerance: float, budget: float,
-                 stall_patience: int, keep_initial: bool) -> None:
-        v = x0.shape[0]
-        self.traces = [Trace(reason=f"{iterations} iterations spent") for _ in range(v)]
-        self.best = x0.detach().clone()  # [V, n] state of the lowest loss so far
-        self.step, self.unchanged, self.previous = [0] * v, [0] * v, [math.nan] * v
-        self.done = torch.zeros(v, dtype=torch.bool, device=x0.device)
-        self.evals = torch.zeros(v, dtype=torch.long, device=x0.device)  # objective evaluations counted
-        self.spent = torch.zeros(v, dtype=torch.float64)  # seconds: the slot's share of the ticks
-        self.iterations, self.tolerance, self.budget = iterations, tolerance, budget
-        self.patience, self.keep_initial = stall_patience, keep_initial
-
-    def reset(self, slot: int, x0: torch.Tensor, spent: float) -> None:
-        """Start a new victim in ``slot`` from x0 [n], ``spent`` seconds already on its clock."""
-        self.traces[slot] = Trace(reason=f"{self.iterations} iterations spent")
-        self.best[slot] = x0
-        self.step[slot], self.unchanged[slot], self.previous[slot] = 0, 0, math.nan
-        self.done[slot], self.evals[slot], self.spent[slot] = False, 0, spent
-
-    def step_start(self, idx: torch.Tensor, losses: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Record the loss at the start of each victim's step; bool [A]: which stop now."""
-        stop = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
-        spent = self.spent[idx.cpu()].tolist()
-        for a, (v, loss) in enumerate(zip(idx.tolist(), losses.tolist())):
-            tr, step = self.traces[v], self.step[v]
-            stop[a] = True
-            if not math.isfinite(loss):
-                tr.status, tr.reason = "diverged", f"non-finite matching loss ({loss}) at step {step}"
-                continue
-            tr.losses.append(loss)
-            if (step > 0 or self.keep_initial) and loss < tr.best_loss:
-                tr.best_loss = loss
-                self.best[v] = x[a]
-            if loss < self.tolerance:
-                tr.status, tr.reason = "converged", f"matching loss {loss:.3g} < {self.tolerance:g} at step {step}"
-                continue
-            if step == self.iterations:
-                continue
-            tr.iterations += 1
-            self.unchanged[v] = self.unchanged[v] + 1 if loss == self.previous[v] else 0
-            self.previous[v] = loss
-            if self.patience and self.unchanged[v] >= self.patience:
-                tr.reason = f"stalled: loss unchanged for {self.unchanged[v]} steps at {loss:.4g}"
-                continue
-            if spent[a] > self.budget:
-                tr.reason = f"time budget spent after {tr.iterations} steps"
-                continue
-            self.step[v] += 1
-            stop[a] = False
-        self.done[idx[stop]] = True
-        return stop
-
-
-class Elementwise:
-    """Adam (torch defaults: betas 0.9/0.999, eps 1e-8) or RMSprop (alpha 0.99,
-    eps 1e-8, momentum) on flat per-victim states [V, n]; one evaluation per step."""
-
-    def __init__(self, kind: str, x0: torch.Tensor, lr: float, momentum: float = 0.0) -> None:
-        self.kind, self.lr, self.momentum = kind, lr, momentum
-        self.m, self.s = torch.zeros_like(x0), torch.zeros_like(x0)
-        self.count = torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device)
-
-    def reset(self, slots: torch.Tensor) -> None:
-        """Fresh moments for new victims in ``slots``."""
-        self.m[slots], self.s[slots], self.count[slots] = 0.0, 0.0, 0
-
-    def update(self, idx: torch.Tensor, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        m, s = self.m[idx], self.s[idx]
-        if self.kind == "adam":
-            self.count[idx] += 1
-            step = self.count[idx].double()[:, None]
-            m = m.lerp(g, 1 - 0.9)
-            s = s * 0.999 + (1 - 0.999) * g * g
-            step_size = (self.lr / (1 - 0.9 ** step)).to(x)
-            denom = (s.sqrt() / ((1 - 0.999 ** step) ** 0.5).to(x)) + 1e-8
-            x = x - step_size * m / denom
-        else:  # rmsprop with momentum
-            s = s * 0.99 + (1 - 0.99) * g * g
-            m = m * self.momentum + g / (s.sqrt() + 1e-8)
-            x = x - self.lr * m
-        self.m[idx], self.s[idx] = m, s
-        return x
-
-
-def drive(x: torch.Tensor, evaluate: Evaluate, book: Book, optimiser: "BatchedLBFGS | Elementwise",
-          project: Project | None, stopped: Callable[[list[int]], None] = lambda slots: None) -> int:
-    """Run every slot to its own stop; x [V, n] is updated in place. Returns the ticks run
-    (a tick: one batched evaluation of every slot still running).
-
-    After each tick, ``stopped(slots)`` gets the slots that stopped in it: it
-    reads their result (``book.best``, ``book.traces``, ``book.evals``) and may
-    start new victims in them (``book.reset``, ``optimiser.reset``, x rows),
-    which then run from the next tick. Returns when every slot is done.
-    ``project`` is the after-update projection (clamp 'step', Algorithm 2), or None.
-    """
-    ticks = 0
-    while not bool(book.done.all()):
-        ticks += 1
-        start = time.perf_counter()
-        idx = torch.nonzero(~book.done).flatten()
-        loss, grad = evaluate(idx, x[idx])
-        book.evals[idx] += 1
-        if isinstance(optimiser, BatchedLBFGS):
-            optimiser.after_eval(idx, loss, grad, x, book, project, book.evals)
-        else:
-            stop = book.step_start(idx, loss.double(), x[idx])
-            go = idx[~stop]
-            if len(go):
-                moved = optimiser.update(go, x[go], grad[~stop])
-                x[go] = moved if project is None else project(go, moved)
-        book.spent[idx.cpu()] += (time.perf_counter() - start) / len(idx)
-        ended = idx[book.done[idx]]
-        if len(ended):
-            stopped(ended.tolist())
-    return ticks
 
 
 class BatchedLBFGS:
@@ -170,7 +31,7 @@ class BatchedLBFGS:
         self.lr, self.max_iter = lr, max_iter
         longs = {"dtype": torch.long, "device": x0.device}
         self.phase = torch.zeros(v, **longs)  # 0: next eval starts a step; 1: inner eval
-        self.total, self.inner, self.evals = (torch.zeros(v, **longs) for _ in range(3))
+        self.total, self.inner, self.step_evals = (torch.zeros(v, **longs) for _ in range(3))
         self.d, self.prev_g = torch.zeros_like(x0), torch.zeros_like(x0)
         self.t = x0.new_zeros(v)
         self.prev_loss = torch.zeros(v, dtype=torch.float64, device=x0.device)
@@ -179,32 +40,32 @@ class BatchedLBFGS:
     def reset(self, slots: torch.Tensor, alive: torch.Tensor) -> None:
         """Fresh state (no step taken, empty history) for new victims in ``slots``;
         ``alive``: the other slots still running (their history rows are kept)."""
-        self.phase[slots], self.total[slots], self.inner[slots], self.evals[slots] = 0, 0, 0, 0
+        self.phase[slots], self.total[slots], self.inner[slots], self.step_evals[slots] = 0, 0, 0, 0
         self.d[slots], self.prev_g[slots], self.t[slots], self.prev_loss[slots] = 0.0, 0.0, 0.0, 0.0
         self.history.reset(slots, alive)
 
     def after_eval(self, idx: torch.Tensor, loss: torch.Tensor, grad: torch.Tensor, x: torch.Tensor,
-                   book: Book, project: Project | None, evals: torch.Tensor) -> None:
+                   progress: SlotProgress, project: Project | None) -> None:
         """Advance each victim of ``idx`` from its new evaluation to its next one."""
-        self.history.compact(torch.nonzero(~book.done).flatten())
+        self.history.compact(torch.nonzero(~progress.done).flatten())
         lossd, inner = loss.double(), self.phase[idx] == 1
         starting, ended = ~inner, torch.zeros_like(inner)
         if bool(inner.any()):
             i = idx[inner]
-            self.evals[i] += 1
-            end = ((self.evals[i] >= self.max_iter) | (grad[inner].abs().amax(-1) <= TOL_GRAD)
+            self.step_evals[i] += 1
+            end = ((self.step_evals[i] >= self.max_iter) | (grad[inner].abs().amax(-1) <= TOL_GRAD)
                    | ((self.d[i] * self.t[i, None]).abs().amax(-1) <= TOL_CHANGE)
                    | ((lossd[inner] - self.prev_loss[i]).abs() < TOL_CHANGE))
             ended[inner] = end
             self._end_step(idx[ended], x, project)
             if project is None:  # the next step's first evaluation is this one: reuse it
                 starting = starting | ended
-                evals[idx[ended]] += 1
+                progress.evals[idx[ended]] += 1
         iterate = inner & ~ended
         begin = idx[starting]
         if len(begin):
-            stop = book.step_start(begin, lossd[starting], x[begin])
-            self.evals[begin] = 1
+            stop = progress.step_start(begin, lossd[starting], x[begin])
+            self.step_evals[begin] = 1
             self.inner[begin] = 0
             flat = grad[starting].abs().amax(-1) <= TOL_GRAD
             self._end_step(begin[~stop & flat], x, project)
