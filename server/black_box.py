@@ -88,6 +88,8 @@ def save_class_grid(results: list[GaminResult], path: Path, per_class: int = 8) 
             x = r.samples[j].detach().clamp(0, 1)
             ax.imshow(x[0].numpy() if x.shape[0] != 3 else x.permute(1, 2, 0).numpy(), cmap="gray", vmin=0, vmax=1)
         row[0].set_title(f"class {r.target_class}: A_T {r.target_accuracy:.0f}%", fontsize=7, loc="left")
+    fig.suptitle(f"GAMIN: {per_class} generated samples per attacked class (rows); A_T = target accuracy on them",
+                 fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
