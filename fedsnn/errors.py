@@ -61,3 +61,8 @@ class DataFormatError(DataNotFoundError):
             self, f"dataset '{dataset}': file '{path}' is truncated or corrupt: expected {expected}; "
                   f"found {found}. Copy or extract it again."
         )
+
+
+class TrainingFailed(RuntimeError):
+    """The federation did not really train: a round in which no client trained, or a
+    client that failed in every round. The message names the clients and the first reason."""

@@ -15,6 +15,7 @@ import attacks.batched.engine as engine
 import server.curious as curious
 from attacks import ATTACKS, ObservedUpdate, Reconstruction
 from clients.client_app import app as client_app
+from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.runs import read_jsonl
 from server.server_app import main as server_main
 
@@ -73,7 +74,9 @@ def test_failed_attack_and_failed_client_are_recorded(tmp_path, tiny_run_config,
     monkeypatch.setitem(ATTACKS, "dlg", explode)
     monkeypatch.setattr(engine, "BATCHED", frozenset())  # one at a time, through the registry
     cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "dlg", "output-dir": str(tmp_path / "f")}
-    _, run_dir = run(cfg, nodes=3, fail={2})
+    with pytest.raises(TrainingFailed, match="partition 2 failed in every round"):  # the run fails, records stay
+        run(cfg, nodes=3, fail={2})
+    (run_dir,) = list(Path(cfg["output-dir"]).iterdir())
     lines = read_jsonl(run_dir / "leakage.jsonl")
     assert lines and all(line["status"] == "failed" and "attack blew up" in line["reason"] for line in lines)
     assert {line["partition"] for line in lines} == {0, 1}  # the crashed client sent nothing to attack

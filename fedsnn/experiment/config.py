@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,7 @@ class RunConfig:
     gamin_budget: int = field(default=3200, metadata=_doc("GAMIN target queries per class (paper: 1,280,000)", min=128))
     gamin_classes: str = field(default="all", metadata=_doc("Classes GAMIN inverts: 'all' or a list '0,3,7'"))
     judge: str = field(default="auto", metadata=_doc("Judge for ASR: train once and cache, only use a cached one, or none", choices=JUDGES))
+    source_commit: str = field(default="", metadata=_doc("Git commit ('+dirty' if modified) of the checkout fedsnn-run started from; set by fedsnn-run, recorded in config.json"))
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:
@@ -99,6 +101,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         for key, f in self.keys().items():
             _check(key, getattr(self, f.name), f.metadata)
+        _check_path_component("name", self.name)
         if self.dataset != "mnist" and not self.data_dir:
             raise RunConfigError(
                 "data-dir", self.data_dir,
@@ -139,19 +142,28 @@ class RunConfig:
         if self.gamin_classes.strip().lower() == "all":
             return None
         try:
-            classes = [int(c) for c in self.gamin_classes.split(",") if c.strip()]
+            classes = [int(c) for c in self.gamin_classes.split(",")]
         except ValueError:
             classes = []
-        if not classes or min(classes) < 0:
-            raise RunConfigError("gamin-classes", self.gamin_classes, "'all' or a list of class indices like '0,3,7'")
+        if not classes or min(classes) < 0 or len(set(classes)) != len(classes):
+            raise RunConfigError("gamin-classes", self.gamin_classes, "'all' or a list of distinct class indices like '0,3,7'")
         return classes
+
+    def check_classes(self, num_classes: int) -> None:
+        """GAMIN's classes must exist in the dataset (known once its data is loaded)."""
+        classes = self.gamin_class_list() or []
+        if self.gamin_round_set() and classes and max(classes) >= num_classes:
+            raise RunConfigError("gamin-classes", self.gamin_classes,
+                                 f"'all' or class indices 0..{num_classes - 1} ('{self.dataset}' has {num_classes} classes)")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, f.name) for k, f in self.keys().items()}
 
     def digest(self) -> str:
-        """Short stable hash of the full config, stamped on every result line."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """Short stable hash of the settings, stamped on every result line (where the
+        code came from, ``source-commit``, is recorded beside it, not hashed)."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "source-commit"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def markdown_table() -> str:
@@ -183,6 +195,8 @@ def _convert(key: str, value: Any, f: dataclasses.Field) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RunConfigError(key, value, "a number")
+        if not math.isfinite(value):
+            raise RunConfigError(key, value, "a finite number")
         return float(value)
     if not isinstance(value, str):
         raise RunConfigError(key, value, "a string")
@@ -201,26 +215,35 @@ def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
 
 
 def _rounds(key: str, spec: str, last: int) -> frozenset[int]:
-    """Parse 'all', 'none', 'last', 'every:K' or '1,3,5' into round numbers."""
+    """Parse 'all', 'none', 'last', 'every:K' or '1,3,5' into round numbers, all within 1..last."""
     text = spec.strip().lower()
+    if text == "all":
+        return frozenset(range(1, last + 1))
+    if text == "none":
+        return frozenset()
+    if text == "last":
+        return frozenset({last})
     try:
-        if text == "all":
-            return frozenset(range(1, last + 1))
-        if text == "none":
-            return frozenset()
-        if text == "last":
-            return frozenset({last})
         if text.startswith("every:"):
             k = int(text.split(":", 1)[1])
-            if k >= 1:
-                return frozenset(range(k, last + 1, k))
+            rounds = frozenset(range(k, last + 1, k)) if k >= 1 else frozenset()
         else:
-            rounds = frozenset(int(r) for r in text.split(",") if r.strip())
-            if rounds and min(rounds) >= 1:
-                return rounds
+            rounds = frozenset(int(r) for r in text.split(","))  # '1,,3': int('') raises
     except ValueError:
-        pass
-    raise RunConfigError(key, spec, "'all', 'none', 'last', 'every:K' (K >= 1) or a list like '1,3,5'")
+        rounds = frozenset()
+    if not rounds or min(rounds) < 1:
+        raise RunConfigError(key, spec, f"'all', 'none', 'last', 'every:K' (1 <= K <= num-rounds {last}) "
+                                        "or a list like '1,3,5'")
+    if max(rounds) > last:
+        beyond = ", ".join(str(r) for r in sorted(rounds) if r > last)
+        raise RunConfigError(key, spec, f"rounds between 1 and num-rounds ({last}); round {beyond} never runs")
+    return rounds
+
+
+def _check_path_component(key: str, value: str) -> None:
+    """A name becomes one folder name: no separators, not '.', '..' or empty."""
+    if not value or value in (".", "..") or any(c in value for c in "/\\\0") or value != value.strip():
+        raise RunConfigError(key, value, "a single folder name without '/', '\\\\', '.' or '..', e.g. 'snn-run1'")
 
 
 if __name__ == "__main__":  # python -m fedsnn.experiment.config > table.md

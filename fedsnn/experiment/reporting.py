@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 
 from fedsnn.analysis import stats  # noqa: E402
@@ -90,9 +91,12 @@ def plot_fleets(rows_by_model: dict[str, list[dict[str, Any]]], path: Path) -> N
         acc = sorted({(r["round"], r["test-accuracy"]) for r in rows if r["test-accuracy"] is not None})
         axes[-1].plot([a for a, _ in acc], [b for _, b in acc], marker="s", label=model)
     axes[-1].set(xlabel="round", ylabel="global test accuracy")
-    for ax in axes:
+    for ax, title in zip(axes, [label for _, label in METRICS] + ["global test accuracy"]):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
+        ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.suptitle("leakage and accuracy against round, per fleet and attack", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

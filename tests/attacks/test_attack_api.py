@@ -19,7 +19,7 @@ TINY = AttackConfig(iterations=2, max_eval=3, grnn_iterations=2)
 
 
 def test_registry_lists_every_attack_and_rejects_unknown_names() -> None:
-    assert set(attacks.ATTACKS) == {"dlg", "idlg", "grnn"}
+    assert set(attacks.ATTACKS) == {"dlg", "idlg", "grnn", "analytic", "learned", "ig"}
     assert attacks.get_attack("idlg") is attacks.ATTACKS["idlg"]
     with pytest.raises(ConfigError, match="'dlg', 'idlg', 'grnn'"):
         attacks.get_attack("gradinversion")
