@@ -4,24 +4,33 @@
 gives, for each dummy attack the batched engine (``attacks.batched``) runs many
 victims at a time, the attack's own label inference (``INFER_LABELS`` of its
 module, the one its one-at-a-time ``reconstruct`` uses too; None: it learns a
-soft label); ``BATCHED`` is their names. The rest run one victim at a time
+soft label); ``BATCHED`` is their names. ``GROUPED`` names the attacks that run a whole group of victims through their
+own ``reconstruct_group`` (the learned attack shares one decoder per round;
+Inverting Gradients stacks its victims); ``attacks.reconstruct_all`` picks the
+right path. The rest run one victim at a time
 through ``get_attack``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from attacks.core import AttackConfig, ObservedUpdate, Reconstruction
-from attacks.gradient import LabelInference, dlg, grnn, idlg
+from attacks.gradient import LabelInference, analytic, dlg, grnn, idlg, ig, learned
 from fedsnn.errors import ConfigError
 
 Attack = Callable[[ObservedUpdate, AttackConfig], Reconstruction]
+GroupAttack = Callable[[Sequence[ObservedUpdate], AttackConfig], list[Reconstruction]]
 
-ATTACKS: dict[str, Attack] = {"dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct}
+ATTACKS: dict[str, Attack] = {
+    "dlg": dlg.reconstruct, "idlg": idlg.reconstruct, "grnn": grnn.reconstruct,
+    "analytic": analytic.reconstruct, "learned": learned.reconstruct, "ig": ig.reconstruct,
+}
 ATTACK_NAMES: tuple[str, ...] = tuple(ATTACKS)
 LABEL_INFERENCE: dict[str, LabelInference | None] = {"dlg": dlg.INFER_LABELS, "idlg": idlg.INFER_LABELS}
 BATCHED: frozenset[str] = frozenset(LABEL_INFERENCE)
+GROUPED: dict[str, GroupAttack] = {"learned": learned.reconstruct_group, "ig": ig.reconstruct_group}
+NEEDS_AUXILIARY: frozenset[str] = frozenset({"learned"})
 
 
 def get_attack(name: str) -> Attack:

@@ -26,6 +26,13 @@ def _partition(context: Context) -> tuple[int, int]:
     return int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
 
 
+def check_finite(state: dict[str, torch.Tensor], lr: float) -> None:
+    """A client whose training diverged fails its reply instead of poisoning the average."""
+    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise FloatingPointError(f"local training diverged: non-finite weights in {', '.join(bad)} (lr={lr})")
+
+
 @app.query()
 def query(msg: Message, context: Context) -> Message:
     partition_id, num_partitions = _partition(context)
@@ -40,6 +47,7 @@ def train(msg: Message, context: Context) -> Message:
     global_state = msg.content["arrays"].to_torch_state_dict()
     server_round = int(msg.content["config"]["server-round"])
     update = client_train(cfg, global_state, partition_id, num_partitions, server_round)
+    check_finite(update.state, cfg.lr)
     content = RecordDict({
         "arrays": ArrayRecord(update.state),
         "metrics": MetricRecord({"num-examples": update.num_examples, **update.metrics}),

@@ -44,3 +44,25 @@ class DataNotFoundError(FileNotFoundError):
             f"dataset '{dataset}': files not found under data-dir '{root}'.\n"
             f"Expected:\n  {files}\nHow to get them: {how_to_get}"
         )
+
+
+class DataFormatError(DataNotFoundError):
+    """A dataset file is there but truncated or corrupt.
+
+    The message names the file, what was expected of it and what was found.
+    A subclass of DataNotFoundError because, for a run, a file that cannot be
+    read is as good as absent: every handler of missing data (the launcher's
+    check before a run) reports a damaged file the same way.
+    """
+
+    def __init__(self, dataset: str, path: object, expected: str, found: str) -> None:
+        self.dataset, self.root, self.expected, self.path = dataset, str(path), [expected], str(path)
+        FileNotFoundError.__init__(
+            self, f"dataset '{dataset}': file '{path}' is truncated or corrupt: expected {expected}; "
+                  f"found {found}. Copy or extract it again."
+        )
+
+
+class TrainingFailed(RuntimeError):
+    """The federation did not really train: a round in which no client trained, or a
+    client that failed in every round. The message names the clients and the first reason."""

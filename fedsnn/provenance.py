@@ -19,9 +19,12 @@ from fedsnn import __version__
 PACKAGES = ("fedsnn", "torch", "torchvision", "spikingjelly", "snntorch", "tonic", "flwr", "numpy", "scikit-image")
 
 
-def code_version() -> str:
-    """git commit of the code (with '+dirty' if modified), else the package version."""
-    here = Path(__file__).resolve().parent
+def code_version(root: Path | None = None) -> str:
+    """git commit of the code (with '+dirty' if modified), else the package version.
+
+    ``root``: the checkout to describe (default: this package's folder).
+    """
+    here = Path(root).resolve() if root is not None else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if commit.returncode == 0:
@@ -30,7 +33,7 @@ def code_version() -> str:
             return commit.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
-    return f"fedsnn-{__version__}+src.{source_digest(here.parent)}"
+    return f"fedsnn-{__version__}+src.{source_digest(here if root is not None else here.parent)}"
 
 
 def source_digest(root: Path) -> str:

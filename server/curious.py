@@ -15,13 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 
-from attacks import AttackConfig, ObservedUpdate, Reconstruction, reconstruct_many
+from attacks import GROUPED, NEEDS_AUXILIARY, AttackConfig, ObservedUpdate, Reconstruction, reconstruct_many
 from attacks.batched import default_workers
+from fedsnn.experiment.auxiliary import auxiliary_data, check_disjoint
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import dataset_for, model_spec
 from fedsnn.experiment.leakage_records import LeakageRecorder
@@ -45,18 +47,45 @@ def observe(cfg: RunConfig, sent: dict, reply: Message) -> ObservedUpdate:
 
 
 def attack_victims(name: str, observed: list[ObservedUpdate], config: AttackConfig, workers: int) -> list[Reconstruction]:
-    """All victims of one attack at once; if the batch itself breaks, each is recorded as failed."""
+    """All victims of one attack at once; if the batch itself breaks, each is recorded as failed.
+
+    Grouped attacks (``attacks.GROUPED``: the learned decoder, trained once for the
+    round's global weights and shared by every victim; IG's stacked victims) run
+    through their own group entry in this process; the rest through the batched
+    engine. Only the attacks that declare auxiliary data receive it.
+    """
     start = time.perf_counter()
     try:
+        if name not in NEEDS_AUXILIARY and config is not None and config.auxiliary is not None:
+            config = replace(config, auxiliary=None)
+        if name in GROUPED:
+            return GROUPED[name](observed, config)
         return reconstruct_many(observed, config, name, workers=workers)
     except Exception as exc:  # noqa: BLE001 - a failed attack is recorded, never crashes the round
         return [Reconstruction.failed(f"{type(exc).__name__}: {exc}", time.perf_counter() - start) for _ in observed]
 
 
+def declared_auxiliary(cfg: RunConfig, num_partitions: int):
+    """The attacker's auxiliary data when a configured attack needs it (the test split,
+    checked disjoint from every client's shard before any round), else None."""
+    if not set(cfg.attack_names) & NEEDS_AUXILIARY:
+        return None
+    aux = auxiliary_data(cfg)
+    check_disjoint(aux, cfg, num_partitions)
+    log.info("attacker's auxiliary data: %s", aux.source)
+    return aux
+
+
+def ssim_gains(line: dict, control: dict) -> list[float]:
+    """Per-sample SSIM of a reconstruction minus that of its control (both scored by the recorder)."""
+    pairs = zip(line.get("samples", []), control.get("samples", []))
+    return [a["ssim"] - b["ssim"] for a, b in pairs if a.get("ssim") is not None and b.get("ssim") is not None]
+
+
 class CuriousFedAvg(PartitionSampledFedAvg):
     def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder, leakage: LeakageRecorder) -> None:
         super().__init__(cfg, node_partitions, recorder)
-        self.leakage, self.attack_cfg = leakage, attack_config(cfg)
+        self.leakage, self.attack_cfg = leakage, attack_config(cfg, declared_auxiliary(cfg, leakage.num_partitions))
         self._sent: dict[int, ArrayRecord] = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
@@ -85,8 +114,17 @@ class CuriousFedAvg(PartitionSampledFedAvg):
                     self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
         workers = min(default_workers(), max(1, len(observed) // 2))
         for name in self.cfg.attack_names:
+            gains: list[float] = []
             for partition_id, result in zip(observed, attack_victims(name, list(observed.values()), self.attack_cfg, workers)):
-                self.leakage.record(server_round, partition_id, name, result)
+                line = self.leakage.record(server_round, partition_id, name, result)
+                if name in NEEDS_AUXILIARY and result.ok and result.initial is not None:
+                    control = self.leakage.record(server_round, partition_id, f"{name}-label-only",
+                                                  replace(result, samples=result.initial))
+                    gains += ssim_gains(line, control)
+            if gains:
+                log.info("leakage round %d %s on %s: SSIM gain over the label-only guess (auxiliary class mean of the "
+                         "inferred label): median %.3f over %d samples, positive on %d", server_round, name,
+                         self.cfg.model, float(np.median(gains)), len(gains), sum(g > 0 for g in gains))
         self.leakage.summarise_round(server_round)
 
     def victims(self, server_round: int, partitions: list[int]) -> list[int]:

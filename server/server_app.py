@@ -8,6 +8,7 @@ dataset raises DataNotFoundError naming the files expected.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import torch
@@ -15,11 +16,16 @@ from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, R
 from flwr.serverapp import Grid, ServerApp
 
 from fedsnn.analysis.judges import load_judge
+from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.defense import privacy_spent, public_parameters
-from fedsnn.experiment.federation import dataset_for, global_accuracy_and_loss, initial_model, partition_report
-from fedsnn.experiment.leakage_records import LeakageRecorder
+from fedsnn.experiment.federation import global_accuracy_and_loss, initial_model, partition_report
 from fedsnn.experiment.federation_records import FederationRecorder
+from fedsnn.experiment.health import training_failure
+from fedsnn.experiment.leakage_records import LeakageRecorder
+from fedsnn.experiment.preflight import preflight
+from fedsnn.experiment.run_report import write_run_report
+from fedsnn.experiment.runs import read_jsonl
 from server.black_box import invert_global_model
 from server.curious import CuriousFedAvg
 from server.defenses import defended_strategy
@@ -34,8 +40,16 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     _share_flower_logging()
     cfg = RunConfig.from_mapping(context.run_config)
-    dataset_for(cfg)  # missing data fails here, before any training
-    recorder = FederationRecorder.create(cfg, {"defense": public_parameters(cfg)})
+    preflight(cfg)  # missing data, impossible classes, memory or output folder fail here, before any training
+    recorder = FederationRecorder.create(cfg, {"ray": ray_setting(), "defense": public_parameters(cfg)})
+    try:
+        federate(grid, cfg, recorder)
+    finally:
+        write_run_report(recorder.dir)
+
+
+def federate(grid: Grid, cfg: RunConfig, recorder: FederationRecorder) -> None:
+    """Rounds of FedAvg with the curious server; raises TrainingFailed if the clients did not train."""
     node_partitions, num_partitions = discover_partitions(grid, cfg.min_nodes)
     recorder.write_partitions(partition_report(cfg, num_partitions))
 
@@ -56,7 +70,21 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=cfg.num_rounds, evaluate_fn=record_global_model,
     )
     torch.save(result.arrays.to_torch_state_dict(), recorder.dir / "global_model.pt")
+    verdict = training_failure(read_jsonl(recorder.dir / "metrics.jsonl"))
+    if verdict:
+        log.error("fedsnn run failed: %s", verdict)
+        raise TrainingFailed(verdict)
     log.info("fedsnn run finished: %s", recorder.dir.resolve())
+
+
+def ray_setting() -> dict[str, str]:
+    """Which Ray the simulation uses: a private local one, or the cluster RAY_ADDRESS names
+    (the ServerApp inherits the SuperLink's environment)."""
+    address = os.environ.get("RAY_ADDRESS", "")
+    if address and address != "local":
+        log.info("Ray: joining the cluster at RAY_ADDRESS=%s", address)
+        return {"address": address, "mode": "cluster"}
+    return {"address": address or None, "mode": "private local (127.0.0.1)" if address == "local" else "default"}
 
 
 def judge_for(cfg: RunConfig):

@@ -15,14 +15,18 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import sample_partitions
 from fedsnn.experiment.federation_records import FederationRecorder
+from fedsnn.experiment.health import training_failure
 
 log = logging.getLogger("fedsnn")
 
 
 class PartitionSampledFedAvg(FedAvg):
+    """FedAvg over seeded partition samples; a round in which no client trained ends the run."""
+
     def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder: FederationRecorder) -> None:
         super().__init__(
             fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=1,
@@ -50,6 +54,11 @@ class PartitionSampledFedAvg(FedAvg):
             "clients-ok": len(ok), "clients-failed": failed,
             "train-loss": _mean([float(m.content["metrics"]["train-loss"]) for m in ok]),
         })
+        if not ok:  # nothing to aggregate: record the round, then stop the run as failed
+            line = self.recorder.record_round(server_round, {"accuracy": None, "loss": None})
+            verdict = training_failure([line])
+            log.error("fedsnn run failed: %s", verdict)
+            raise TrainingFailed(verdict)
         return super().aggregate_train(server_round, replies)
 
 

@@ -15,7 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from fedsnn.launch import DEFAULT_FEDERATION, launch, toml_overrides
+from fedsnn.launch import DEFAULT_FEDERATION, launch, parse_run_config, toml_overrides
 from fedsnn.experiment.reporting import compare
 from fedsnn.experiment.runs import create_run_dir
 
@@ -33,11 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         shared = tomllib.load(f)
     if "data-dir" in shared and not Path(shared["data-dir"]).is_absolute():
         shared["data-dir"] = str((ROOT / shared["data-dir"]).resolve())
+    extra = parse_run_config([args.run_config])  # overrides the file's values, for both fleets
     runs = {}
-    for model in FLEETS:
-        result = launch(ROOT, [toml_overrides({**shared, "model": model}), args.run_config], args.federation_config)
+    for i, model in enumerate(FLEETS, 1):
+        print(f"compare_fleets [{model}]: fleet {i} of {len(FLEETS)} starting", flush=True)
+        result = launch(ROOT, [toml_overrides({**shared, **extra, "model": model})], args.federation_config,
+                        prefix=f"[{model}] ")
         if result.code != 0 or result.run_dir is None:
-            print(f"compare_fleets: the {model} fleet did not complete ({result.status or result.code})", file=sys.stderr)
+            print(f"compare_fleets [{model}]: the fleet did not complete ({result.status or result.code})", file=sys.stderr)
             return result.code or 1
         runs[model] = result.run_dir
     out = create_run_dir(runs[FLEETS[0]].parent, f"{shared.get('name', 'fleets')}-comparison")

@@ -9,15 +9,19 @@ truth (``fedsnn.analysis.metrics``) and the judge (ASR)::
 
     python -m simulations.table4 --datasets mnist,lfw --attacks dlg,idlg,grnn \
         --models lenet,snn-lenet --samples 100 --snn-samples 20 \
-        --data-dir /work/shared/data --out simulations/results/table4 --time-budget 60
+        --data-dir /work/shared/data --out simulations/results/table4
 
 Attacks with a batched form (DLG, iDLG) run on the fast path by default:
 the samples of one cell go ``--batch`` at a time through
 ``attacks.reconstruct_many`` (one optimisation, victims exactly independent,
 each with its own seed ``sample``), the batches spread over ``--workers``
-processes; ``--batch 1`` runs every attack alone, as before. Each victim's
-time budget is ``--time-budget`` on its share of the batch's time (the
-'seconds' field), as alone. GRNN always runs one sample at a time.
+processes; ``--batch 1`` runs every attack alone, as before. Attacks stop on
+L-BFGS steps and ``--tolerance`` (recorded per line), so a record does not
+depend on the machine's load; ``--time-budget`` is only a safety guard, off
+by default, whose stops say 'time guard fired'. GRNN always runs one sample
+at a time. Every record also scores the controls (mean image and label-only
+guess from the dataset's test split, the attack's starting dummy) and the
+gains over the label-only guess (``simulations.common.score``).
 
 Writes to ``--out``: records.jsonl / records.csv (one line per attack, appended
 and flushed; a rerun skips finished samples), invocations.jsonl (config, git
@@ -28,13 +32,11 @@ summary.json, table4.md (ours beside the paper's) and grid.png.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import multiprocessing as mp
 import sys
-import zlib
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +44,14 @@ import torch
 
 from attacks import BATCHED, AttackConfig, ObservedUpdate, Reconstruction, get_attack, reconstruct_many
 from attacks.batched import MAX_VICTIMS
-from fedsnn.task.data import LabelledData, load_dataset
+from attacks.core import AuxiliaryData
 from fedsnn.analysis.judges import DEFAULT_CACHE, load_judge
-from fedsnn.analysis.metrics import score_batch
-from fedsnn.task.models import ModelSpec, build_model
 from fedsnn.experiment.runs import RecordLog, read_jsonl
+from fedsnn.experiment.simulated_client import client_update
 from fedsnn.provenance import provenance
-from fedsnn.task.training import train_local
+from fedsnn.task.data import LabelledData, load_dataset
+from fedsnn.task.models import ModelSpec
+from simulations.common import encode_pixels, sample_indices, score
 from simulations.table4_report import GRID, SCORES, cached_judge, report
 
 CSV_FIELDS = ["dataset", "model", "attack", "sample", "train_index", "label", "model_seed", "status", "final_loss",
@@ -71,32 +74,7 @@ class Task:
     time_budget: float | None
     cache_dir: str
     judge: bool = True
-
-
-def client_update(spec: ModelSpec, model_seed: int, x: torch.Tensor, y: torch.Tensor, lr: float) -> ObservedUpdate:
-    """The FedSGD update of a fresh client on one sample, as the server observes it.
-
-    x: [C, H, W] image or [T, C, H, W] event frames; y: scalar long label.
-    """
-    model = build_model(spec, seed=model_seed)
-    sent = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    one = LabelledData(x.unsqueeze(0), y.view(1), spec.num_classes)
-    train_local(model, one, [np.array([0])], lr)  # plain SGD, one step: update = -lr * grad
-    returned = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return ObservedUpdate(spec, sent, returned, "fedsgd", lr, 1, 1, 1,
-                          modality="events" if one.is_event else "image")
-
-
-def score(rec: Reconstruction, x: torch.Tensor, y: torch.Tensor, judge) -> dict[str, object]:
-    """The evaluator: per-sample scores of one reconstruction (ground truth enters only here).
-
-    A failed attack (no samples) is scored as a uniform grey 0.5 input: what an
-    attacker holds before it starts, so that failures count against the cell.
-    """
-    samples = rec.samples if rec.samples.numel() else torch.full_like(x, 0.5).unsqueeze(0)
-    labels = rec.labels if rec.labels.numel() else torch.tensor([-1])
-    record = score_batch(samples.float(), x.unsqueeze(0), y.view(1), labels, judge, match=False)[0]
-    return {**record.as_dict(), "inferred_label": int(labels[0])}
+    tolerance: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -121,11 +99,23 @@ def train_split(task: Task) -> LabelledData:
     return load_dataset(task.dataset, task.data_dir, timesteps=task.timesteps, seed=task.seed).train
 
 
+@lru_cache(maxsize=4)
+def auxiliary(dataset: str, data_dir: str, timesteps: int, seed: int) -> AuxiliaryData:
+    """The controls' source: the test split (data the attacker may hold; the victims are training samples)."""
+    test = load_dataset(dataset, data_dir, timesteps=timesteps, seed=seed).test
+    return AuxiliaryData(test.samples, test.labels, test.num_classes, f"{dataset} test split ({len(test)} samples)")
+
+
+def attack_config(task: Task, seed: int = 0) -> AttackConfig:
+    """Deterministic stops (iterations, tolerance); the wall-clock guard only if asked for."""
+    return AttackConfig(seed=seed, time_budget_s=task.time_budget, tolerance=task.tolerance)
+
+
 def run_task(task: Task) -> dict[str, object]:
     """Attack one sample alone and score it; returns the record (reconstruction kept for sample < GRID)."""
     torch.set_num_threads(1)
     victim = prepare(task, train_split(task))
-    rec = get_attack(task.attack)(victim.observed, AttackConfig(seed=task.sample, time_budget_s=task.time_budget))
+    rec = get_attack(task.attack)(victim.observed, attack_config(task, task.sample))
     return make_record(task, victim, rec)
 
 
@@ -139,7 +129,7 @@ def run_batch(tasks: list[Task]) -> list[dict[str, object]]:
     first = tasks[0]
     train = train_split(first)
     victims = [prepare(t, train) for t in tasks]
-    recs = reconstruct_many([v.observed for v in victims], AttackConfig(time_budget_s=first.time_budget), first.attack,
+    recs = reconstruct_many([v.observed for v in victims], attack_config(first), first.attack,
                             max_victims=len(tasks), seeds=[t.sample for t in tasks])
     return [make_record(t, v, r) for t, v, r in zip(tasks, victims, recs)]
 
@@ -154,24 +144,13 @@ def make_record(task: Task, victim: Victim, rec: Reconstruction) -> dict[str, ob
         "train_index": task.train_index, "label": int(y), "model_seed": model_seed, "status": rec.status,
         "reason": rec.reason.splitlines()[0][:200] if rec.reason else "", "final_loss": rec.final_loss,
         "iterations": rec.iterations, "evaluations": rec.evaluations, "seconds": rec.wall_time_s,
-        **score(rec, x, y, judge),
+        "tolerance": task.tolerance, **score(rec, x, y, judge, auxiliary(task.dataset, task.data_dir, task.timesteps, task.seed)),
         "firing_rates": rates, "mean_firing_rate": float(np.mean(rates)) if rates else None,
         "observed_grad_norm": rec.diagnostics.get("observed_grad_norm"),
     }
     if task.sample < GRID and rec.samples.numel():
         record["recon_uint8"] = encode_pixels(rec.samples[0])
     return record
-
-
-def encode_pixels(sample: torch.Tensor) -> str:
-    """One reconstruction [C, H, W] in [0, 1] as base64 uint8 bytes, for grids in records."""
-    return base64.b64encode((sample.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()).decode()
-
-
-def sample_indices(dataset: str, size: int, count: int, seed: int) -> list[int]:
-    """The first ``count`` of a seeded permutation: growing ``count`` keeps earlier picks."""
-    rng = np.random.default_rng([seed, zlib.crc32(dataset.encode())])
-    return [int(i) for i in rng.permutation(size)[:count]]
 
 
 def worker_init() -> None:
@@ -234,7 +213,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=0.1, help="client learning rate")
     p.add_argument("--timesteps", type=int, default=20)
-    p.add_argument("--time-budget", type=float, default=None, help="seconds per attack (default: none)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="wall-clock safety guard per attack (default: off; recorded when it fires)")
+    p.add_argument("--tolerance", type=float, default=1e-6, help="stop once the matching loss is below it")
     p.add_argument("--snn-time-budget", type=float, default=None, help="per SNN attack (default --time-budget)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--batch", type=int, default=MAX_VICTIMS,
@@ -268,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
                 for i, index in enumerate(sample_indices(dataset, size, count, args.seed)):
                     if (dataset, attack, model, i) not in done:
                         tasks.append(Task(dataset, model, attack, i, index, args.data_dir, args.seed, args.lr,
-                                          args.timesteps, budget, args.cache_dir, not args.no_judge))
+                                          args.timesteps, budget, args.cache_dir, not args.no_judge, args.tolerance))
     print(f"{len(tasks)} attacks to run ({len(done)} already recorded)", flush=True)
     run_tasks(tasks, log, args.workers, args.batch)
     report(out, args.data_dir, args.seed, args.timesteps, args.cache_dir)

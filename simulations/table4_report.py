@@ -16,10 +16,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fedsnn.task.data import load_dataset
 from fedsnn.analysis.judges import DEFAULT_CACHE, cache_paths, load_judge
-from fedsnn.analysis.metrics import SampleRecord, attack_success_rate, summarise
+from attacks.core import TIME_GUARD, AuxiliaryData
+from fedsnn.analysis import stats
+from fedsnn.analysis.metrics import SampleRecord, judge_correct
+from fedsnn.analysis.scoring import score_controls
 from fedsnn.experiment.runs import read_jsonl
 
 GRID = 8  # reconstructions kept (as uint8) for the image grid, per cell
@@ -43,10 +47,41 @@ def cached_judge(dataset: str, data_dir: str, seed: int, cache_dir: str):
     return load_judge(dataset, data_dir, seed=seed, cache_dir=cache_dir, train_if_missing=False)
 
 
-def cell_summaries(records: list[dict], ceiling: dict[str, object] | None = None) -> dict[tuple[str, str, str], dict]:
-    """(dataset, attack, model) -> fedsnn.analysis.metrics.summarise of its records, plus seconds and statuses.
+def with_controls(records: list[dict], data_dir: str, seed: int, timesteps: int, cache_dir: str) -> list[dict]:
+    """Records with controls and gains; those written before controls existed are completed here.
 
-    ``ceiling``: dataset -> callable(records) giving the judge's accuracy on the
+    A legacy record's 'ssim' is the uniform 7x7 window value: it moves to
+    'ssim_uniform7' and its Wang SSIM stays unknown (the reconstruction was
+    not kept). Its controls (mean image and label-only guess from the test
+    split) are scored against the original re-read from ``train_index``; the
+    starting dummy of those runs is not recoverable, so 'initial' is absent.
+    """
+    out = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        mine = [dict(r) for r in records if r["dataset"] == dataset]
+        legacy = [r for r in mine if "ssim_uniform7" not in r]
+        if legacy:
+            split = load_dataset(dataset, data_dir, timesteps=timesteps, seed=seed)
+            aux = AuxiliaryData(split.test.samples, split.test.labels, split.test.num_classes, f"{dataset} test split")
+            judge = cached_judge(dataset, data_dir, seed, cache_dir)
+            for r in legacy:
+                r["ssim_uniform7"], r["ssim"] = r["ssim"], float("nan")
+                x, y = split.train.samples[r["train_index"]][None], split.train.labels[r["train_index"]].view(1)
+                controls = score_controls(x, y, aux, torch.tensor([r["inferred_label"]]), None, judge)
+                for name, (record,) in controls.items():
+                    r[f"control_{name}"] = record.as_dict()
+                r["gain_psnr"] = r["psnr"] - r["control_label_only"]["psnr"]
+                r["gain_ssim"] = float("nan")
+        for r in mine:
+            r["gain_ssim_uniform7"] = r["ssim_uniform7"] - r["control_label_only"]["ssim_uniform7"]
+        out += mine
+    return out
+
+
+def cell_summaries(records: list[dict], ceiling: dict[str, object] | None = None) -> dict[tuple[str, str, str], dict]:
+    """(dataset, attack, model) -> figures with intervals (``fedsnn.analysis.stats``), seconds and statuses.
+
+    ``ceiling``: dataset -> callable(records) giving the judge's verdicts on the
     same samples' originals (the best ASR a perfect attack could reach).
     """
     cells: dict[tuple[str, str, str], list[dict]] = {}
@@ -54,31 +89,45 @@ def cell_summaries(records: list[dict], ceiling: dict[str, object] | None = None
         cells.setdefault((r["dataset"], r["attack"], r["model"]), []).append(r)
     out = {}
     for key, rs in cells.items():
-        summary = summarise([SampleRecord(**{k: r[k] for k in SCORES}) for r in rs])
-        summary["seconds_mean"] = float(np.mean([r["seconds"] for r in rs]))
-        summary["statuses"] = {s: sum(r["status"] == s for r in rs) for s in sorted({r["status"] for r in rs})}
+        label_only = [r["control_label_only"] for r in rs]
+        summary = {
+            "n": len(rs), "success": stats.rate([r["success"] for r in rs]),
+            "asr": stats.rate([r["judge_correct"] for r in rs]),
+            "asr_floor": stats.rate([c["judge_correct"] for c in label_only]),
+            "label": stats.rate([r["label_correct"] for r in rs]),
+            **{f"{m}_median": stats.median([r[m] for r in rs]) for m in ("ssim", "ssim_uniform7", "psnr", "mse")},
+            "psnr_mean": stats.mean([r["psnr"] for r in rs]),
+            "psnr_label_only": stats.median([c["psnr"] for c in label_only]),
+            **{f"gain_{m}": stats.median([r[f"gain_{m}"] for r in rs]) for m in ("psnr", "ssim", "ssim_uniform7")},
+            "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
+            "time_guard": sum(r["reason"].startswith(("time budget", TIME_GUARD)) for r in rs),
+            "tolerances": sorted({r.get("tolerance", 1e-6) for r in rs}),
+            "statuses": {s: sum(r["status"] == s for r in rs) for s in sorted({r["status"] for r in rs})},
+        }
         if ceiling and ceiling.get(key[0]):
-            summary["judge_on_originals"] = ceiling[key[0]](rs)
+            summary["asr_ceiling"] = stats.rate(ceiling[key[0]](rs))
         out[key] = summary
     return out
 
 
 def markdown(summaries: dict, judges: dict[str, str], notes: list[str]) -> str:
-    """Table IV, ours beside the paper's (paper values in parentheses)."""
+    """Table IV, ours beside the paper's (paper values in parentheses), every figure with its 95% interval."""
+    pct = lambda i: i.format(".0f", 100, "%") if i is not None else "n/a"  # noqa: E731
     lines = ["# Table IV: gradient inversion on untrained LeNet vs SNN-LeNet", "", *notes, "",
-             "| dataset | attack | model | n | success (MSE<1e-3) | ASR % (paper) | judge on originals % | label acc | SSIM mean / median (paper) "
-             "| PSNR dB mean / median (paper) | MSE mean / median (paper) | s/attack | statuses |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | attack | model | n | success (MSE<1e-3) | ASR (paper) | ASR floor (label-only guess) "
+             "| ASR ceiling (originals) | label acc | median SSIM Wang | median SSIM uniform 7x7 (paper) "
+             "| median PSNR dB (paper) | label-only PSNR dB | PSNR gain dB | SSIM gain (uniform 7x7) | s/attack "
+             "| time-guard stops | statuses |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (dataset, attack, model), s in sorted(summaries.items()):
         asr, p_mse, p_ssim, p_psnr = PAPER.get((attack, dataset, model), (float("nan"),) * 4)
         lines.append(
-            f"| {dataset} | {attack} | {model} | {int(s['count'])} | {100 * s['success_rate']:.1f}% "
-            f"| {100 * s.get('asr', float('nan')):.1f} ({asr:.1f}) | {100 * s.get('judge_on_originals', float('nan')):.1f} "
-            f"| {100 * s.get('label_accuracy', float('nan')):.1f}% "
-            f"| {s['ssim_mean']:.2f} / {s['ssim_median']:.2f} ({p_ssim:.2f}) "
-            f"| {s['psnr_mean']:.1f} / {s['psnr_median']:.1f} ({p_psnr:.2f}) "
-            f"| {s['mse_mean']:.3f} / {s['mse_median']:.2g} ({p_mse:.2f}) | {s['seconds_mean']:.1f} "
-            f"| {', '.join(f'{k} {v}' for k, v in s['statuses'].items())} |")
+            f"| {dataset} | {attack} | {model} | {s['n']} | {pct(s['success'])} | {pct(s['asr'])} ({asr:.1f}) "
+            f"| {pct(s['asr_floor'])} | {pct(s.get('asr_ceiling'))} | {pct(s['label'])} "
+            f"| {s['ssim_median'].format('.2f')} | {s['ssim_uniform7_median'].format('.2f')} ({p_ssim:.2f}) "
+            f"| {s['psnr_median'].format('.1f')} ({p_psnr:.2f}) | {s['psnr_label_only'].format('.1f')} "
+            f"| {s['gain_psnr'].format('+.1f')} | {s['gain_ssim_uniform7'].format('+.2f')} | {s['seconds_mean']:.1f} "
+            f"| {s['time_guard']} | {', '.join(f'{k} {v}' for k, v in s['statuses'].items())} |")
     lines += ["", "Judges (ASR = judge accuracy on the reconstructions):", ""]
     lines += [f"- {d}: {text}" for d, text in sorted(judges.items())]
     return "\n".join(lines) + "\n"
@@ -132,23 +181,34 @@ def originals_scorer(dataset: str, data_dir: str, seed: int, timesteps: int, cac
     if judge is None:
         return None
     train = load_dataset(dataset, data_dir, timesteps=timesteps, seed=seed).train
-    return lambda rs: attack_success_rate(judge, train.samples[[r["train_index"] for r in rs]],
-                                          train.labels[[r["train_index"] for r in rs]])
+    return lambda rs: judge_correct(judge, train.samples[[r["train_index"] for r in rs]],
+                                    train.labels[[r["train_index"] for r in rs]]).tolist()
 
 
 def report(out: Path, data_dir: str, seed: int, timesteps: int, cache_dir: str) -> None:
     """(Re)write summary.json, table4.md and grid.png from every record in ``out``."""
-    records = read_jsonl(out / "records.jsonl")
+    records = with_controls(read_jsonl(out / "records.jsonl"), data_dir, seed, timesteps, cache_dir)
     summaries = cell_summaries(records, {d: originals_scorer(d, data_dir, seed, timesteps, cache_dir)
                                          for d in {r["dataset"] for r in records}})
     invocations = read_jsonl(out / "invocations.jsonl")
     budgets = sorted({(i["config"]["time_budget"], i["config"]["snn_time_budget"]) for i in invocations}, key=str)
+    tolerances = sorted({t for v in summaries.values() for t in v["tolerances"]})
     notes = [f"Ours: seeded random training samples, batch size 1, client lr {invocations[-1]['config']['lr']}, "
              "U(-0.5, 0.5) init re-drawn per sample, T = 20 for SNN-LeNet (IF neurons, ATan surrogate). "
-             f"Time budgets per attack (LeNet, SNN) over invocations: {budgets}. "
-             "Paper: 1,000 samples per cell. Code version: " + invocations[-1]["code_version"]]
+             f"Wall-clock guards per attack (LeNet, SNN) over invocations: {budgets}; 'time-guard stops' counts the "
+             "attacks they ended (those results depend on the machine's load). "
+             f"Stopping tolerance on the matching loss: {tolerances} (success-case PSNR depends on it; the paper "
+             "does not give its own). Paper: 1,000 samples per cell. Code version: " + invocations[-1]["code_version"],
+             "",
+             "Every figure is `value [95% interval]`: Wilson for rates, percentile bootstrap (2,000 resamples) for "
+             "medians. Gains are the attack's score minus that of the label-only guess (the class-mean image of the "
+             "attack's inferred label, from the test split) on the same sample; the ASR floor is the judge's "
+             "accuracy on that guess, the ceiling its accuracy on the originals. 'SSIM Wang' is Wang et al.'s "
+             "Gaussian-window SSIM, n/a for records written before it was reported (their reconstructions were "
+             "not kept); 'SSIM uniform 7x7' is scikit-image's default window, the value recorded then."]
     (out / "summary.json").write_text(json.dumps(
-        {"/".join(k): v for k, v in summaries.items()}, indent=2, sort_keys=True) + "\n")
+        {"/".join(k): {n: (v.as_dict() if isinstance(v, stats.Interval) else v) for n, v in s.items()}
+         for k, s in summaries.items()}, indent=2, sort_keys=True) + "\n")
     datasets = sorted({k[0] for k in summaries})
     (out / "table4.md").write_text(markdown(summaries, judge_notes(datasets, data_dir, seed, cache_dir), notes))
     if records:

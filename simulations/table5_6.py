@@ -1,22 +1,31 @@
-"""Tables V and VI of the FL-SNN paper: DLG/iDLG on event data, and the l2 scale of real samples.
+"""Tables V and VI of the FL-SNN paper: DLG/iDLG on event recordings, and the l2 scale of real samples.
 
-Table V: for each sample, a fresh SNN-LeNet (U(-0.5, 0.5) init) takes one FedSGD
-step on one event sample [T, 2, H, W]; DLG and iDLG rebuild it from the update,
-binarised after the attack (Algorithm 1, 'post') or after every update
-(Algorithm 2, 'in') at each tau (``attacks.gradient.thresholding.sweep``); l2 to the
-original and the DVS judge's accuracy (ASR) are recorded. Table VI: l2 between
-real samples of the same class (intra) and of different classes (inter).
+Table V: for each victim recording [T, 2, H, W], a fresh SNN-LeNet (U(-0.5, 0.5)
+init, seeded per victim) takes one FedSGD step on it; DLG and iDLG rebuild it
+from the update the server sees. Algorithm 1 ('post') binarises one attack's
+result at every tau; Algorithm 2 ('in') binarises after every optimiser step
+and so needs one attack per tau: it runs on the first ``--in-samples`` victims
+only. Each record has the l2 to the original and the judge's verdict (ASR).
+Table VI: l2 between real samples of one class (intra) and of two (inter).
 
-Data: DVS128 Gesture when ``--data-dir`` holds it (tonic layout, see
-fedsnn.task.data.loaders), otherwise SYNTHETIC event data from ``synthetic_gestures``,
-and every output says so: synthetic numbers are not comparable to the paper's::
+``--dataset``:
+  nmnist       N-MNIST from --data-dir; victims are TEST recordings (unseen by
+               the judge, a spiking CNN trained on the training recordings)
+  dvs-gesture  DVS128 Gesture from --data-dir (tonic's layout, or the cut
+               recordings of dvs128_gesture/, whose labels are inferred: every
+               record says so); victims from the test split, or the cuts
+               (training split) when there is none; no judge for the cuts
+  synthetic    ``synthetic_gestures`` (victims from its training split): NOT
+               comparable to the paper, labelled so
 
-    python -m simulations.table5_6 --data-dir /work/shared/data --samples 5 \
-        --out simulations/results/table5_6 --time-budget 20
+    python -m simulations.table5_6 --dataset nmnist --data-dir /work/shared/data --samples 20 \
+        --in-samples 5 --out simulations/results/table5_6/nmnist --time-budget 5
 
-Writes records.jsonl / records.csv (Table V, one line per sample, attack,
-algorithm and tau; resumable), table6.json, invocations.jsonl, table5_6.md and
-thresholds.png (ASR and l2 against tau, the paper's Fig. 5).
+DLG/iDLG victims run together (``attacks.reconstruct_many``, ``--max-victims``
+per optimisation, each on its own seed and time budget). Writes records.jsonl
+/ records.csv (one line per victim, attack, algorithm and tau; appended as each
+batch ends, a rerun skips finished victims), table6.json, invocations.jsonl,
+then ``simulations.table5_6_report`` (table5_6.md, thresholds.png).
 """
 
 from __future__ import annotations
@@ -27,30 +36,22 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from attacks import AttackConfig, get_attack
-from attacks.gradient import ALGORITHMS, TAUS, sweep
-from fedsnn.task.data import LabelledData, Split, load_dataset
-from fedsnn.errors import DataNotFoundError
-from fedsnn.analysis.judges import DEFAULT_CACHE, ModelJudge, Recipe, cache_paths, fit_judge, load_judge
-from fedsnn.task.models import ModelSpec
+from attacks import AttackConfig, reconstruct_many
+from attacks.gradient import TAUS, binarise
+from fedsnn.analysis.judges import DEFAULT_CACHE, ModelJudge, Recipe, accuracy, cache_paths, fit_judge, load_judge
 from fedsnn.experiment.runs import RecordLog, read_jsonl
 from fedsnn.provenance import provenance
-from simulations.table4 import client_update, sample_indices, score
+from fedsnn.experiment.simulated_client import client_update
+from fedsnn.task.data import LabelledData, Split, load_dataset
+from fedsnn.task.models import ModelSpec
+from simulations.common import sample_indices, score
+from simulations.table5_6_report import pairwise_l2, write_report
 
-PAPER_V = {  # (attack, tau) -> (post ASR %, post l2, in ASR %, in l2)
-    ("dlg", 0.1): (9.41, 504.03, 9.60, 457.26), ("idlg", 0.1): (9.19, 508.09, 9.60, 457.28),
-    ("dlg", 0.25): (7.67, 257.75, 7.10, 100.17), ("idlg", 0.25): (8.54, 270.65, 7.80, 100.19),
-    ("dlg", 0.5): (8.04, 127.36, 8.50, 42.57), ("idlg", 0.5): (8.29, 130.44, 8.50, 42.57),
-    ("dlg", 0.75): (9.41, 87.52, 8.50, 42.56), ("idlg", 0.75): (9.65, 85.45, 8.50, 42.56),
-    ("dlg", 0.9): (8.54, 75.47, 8.50, 42.56), ("idlg", 0.9): (10.64, 72.33, 8.50, 42.56),
-    ("dlg", 0.95): (8.42, 72.50, 8.50, 42.56), ("idlg", 0.95): (10.52, 69.21, 8.50, 42.56),
-}
-PAPER_VI = {"intra": (60.34, 13.80, 0.00, 106.64), "inter": (60.80, 11.51, 14.93, 105.15)}  # mean, std, min, max
-CSV_FIELDS = ["source", "attack", "algorithm", "tau", "sample", "train_index", "label", "model_seed", "status",
-              "seconds", "l2", "judge_correct", "label_correct", "inferred_label", "spike_density", "reason"]
+CSV_FIELDS = ["source", "attack", "algorithm", "tau", "sample", "split", "victim_index", "label", "label_source",
+              "model_seed", "status", "seconds", "l2", "judge_correct", "label_correct", "inferred_label",
+              "spike_density", "reason"]
 
 
 def synthetic_gestures(n: int, timesteps: int, size: int, seed: int, classes: int = 11) -> LabelledData:
@@ -80,133 +81,119 @@ def synthetic_gestures(n: int, timesteps: int, size: int, seed: int, classes: in
     return LabelledData(torch.maximum(frames, noise), labels, classes, tuple(f"synthetic-{c}" for c in range(classes)))
 
 
-def event_data(data_dir: str, timesteps: int, size: int, seed: int, n_train: int, n_test: int) -> tuple[Split, str]:
-    """Real DVS128 Gesture if present under ``data_dir``, else synthetic; returns (split, source)."""
-    try:
-        return load_dataset("dvs-gesture", data_dir, timesteps=timesteps, seed=seed), "dvs128-gesture"
-    except DataNotFoundError:
-        data = synthetic_gestures(n_train + n_test, timesteps, size, seed)
+def event_data(args: argparse.Namespace) -> tuple[Split, str]:
+    """(split, source) for ``--dataset``; source names what the records hold."""
+    if args.dataset == "synthetic":
+        n_train, n_test = args.synthetic_train, args.synthetic_test
+        data = synthetic_gestures(n_train + n_test, args.timesteps, args.synthetic_size, args.seed)
         return Split(data.subset(range(n_train)), data.subset(range(n_train, n_train + n_test))), "synthetic"
+    split = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps, seed=args.seed)
+    if args.dataset == "dvs-gesture" and split.train.label_source != "given":
+        return split, "dvs128-gesture-cuts"
+    return split, {"nmnist": "nmnist", "dvs-gesture": "dvs128-gesture"}[args.dataset]
 
 
-def pairwise_l2(data: LabelledData, per_class: int) -> dict[str, dict[str, float]]:
-    """Table VI: l2 between distinct samples, same class (intra) vs different classes (inter).
+def judge_for(args: argparse.Namespace, split: Split, source: str) -> tuple[ModelJudge | None, float | None]:
+    """(judge, its held-out accuracy); (None, None) for the DVS cuts, which have no split to train on."""
+    if source == "synthetic":  # seeded and quick: trained afresh each invocation, never cached
+        model, acc, _ = fit_judge(split, Recipe("dvs-snn", args.judge_epochs, batch_size=16, width=args.judge_width),
+                                  args.seed)
+        return ModelJudge(model), acc
+    if len(split.test) == 0:
+        return None, None
+    judge = load_judge(args.dataset, args.data_dir, timesteps=args.timesteps, seed=args.seed, cache_dir=args.cache_dir)
+    meta = cache_paths(args.dataset, args.data_dir, 0, args.timesteps, args.seed, args.cache_dir)[1]
+    return judge, json.loads(meta.read_text())["test_accuracy"] if meta.exists() else None
 
-    Uses the first ``per_class`` samples of each class; self-pairs are excluded.
-    'to_empty' is each sample's own norm, the l2 of an all-zero (silent)
-    reconstruction: a binarised dummy with no spike left scores exactly this.
+
+def victims(split: Split, args: argparse.Namespace) -> tuple[str, LabelledData, list[int]]:
+    """(split name, its data, the victims' indices): the test split when it has samples, else train.
+
+    Synthetic victims stay training samples, as in the records committed before real data came.
     """
-    keep = torch.cat([torch.nonzero(data.labels == c).flatten()[:per_class] for c in range(data.num_classes)])
-    x, y = data.samples[keep].flatten(1).double(), data.labels[keep]
-    dist = torch.cdist(x, x)
-    upper = torch.triu(torch.ones_like(dist, dtype=torch.bool), diagonal=1)
-    same = y[:, None] == y[None, :]
-    out = {}
-    for name, mask in (("intra", upper & same), ("inter", upper & ~same)):
-        out[name] = _stats(dist[mask])
-    out["to_empty"] = _stats(x.norm(dim=1))  # l2 of an all-zero reconstruction: ||x||
-    return out
+    real_test = len(split.test) and args.dataset != "synthetic"
+    name, data = ("test", split.test) if real_test else ("train", split.train)
+    return name, data, sample_indices(args.dataset, len(data), args.samples, args.seed)
 
 
-def _stats(d: torch.Tensor) -> dict[str, float]:
-    return {"mean": float(d.mean()), "std": float(d.std(correction=0)), "min": float(d.min()), "max": float(d.max()),
-            "pairs": int(d.numel())}
+def attack_batch(data: LabelledData, picks: list[tuple[int, int]], attack: str, algorithm: str, tau: float | None,
+                 args: argparse.Namespace, base: dict, judge) -> list[dict]:
+    """One optimisation over the victims ``picks`` [(sample, index)]; the scored records.
 
-
-def attack_sample(split: Split, source: str, attack: str, sample: int, index: int, args: argparse.Namespace,
-                  judge) -> list[dict]:
-    """One event sample: client update, the (algorithm, tau) sweep, scored records."""
-    x, y = split.train.samples[index], split.train.labels[index]  # [T, 2, H, W]
-    spec = ModelSpec("snn-lenet", split.train.input_shape, split.train.num_classes, timesteps=args.timesteps)
-    model_seed = args.seed * 1_000_003 + sample
-    observed = client_update(spec, model_seed, x, y, args.lr)  # what the server sees
-    config = AttackConfig(seed=sample, time_budget_s=args.time_budget)
-    results = sweep(get_attack(attack), observed, config, TAUS, ALGORITHMS)
+    'post' runs unthresholded and binarises at every tau in TAUS; 'in' runs with
+    Algorithm 2 at ``tau``. Victim ``sample`` uses model seed seed * 1_000_003 + sample
+    and attack seed ``sample``, as ``simulations.table4`` does.
+    """
+    spec = ModelSpec("snn-lenet", data.input_shape, data.num_classes, timesteps=args.timesteps)
+    seeds = [args.seed * 1_000_003 + s for s, _ in picks]
+    observed = [client_update(spec, m, data.samples[i], data.labels[i], args.lr) for m, (_, i) in zip(seeds, picks)]
+    config = AttackConfig(time_budget_s=args.time_budget, thresholding="none" if algorithm == "post" else "in",
+                          tau=tau if tau is not None else 0.5)
+    recs = reconstruct_many(observed, config, attack, max_victims=args.max_victims, seeds=[s for s, _ in picks])
     records = []
-    for (algorithm, tau), rec in results.items():
-        scored = score(rec, x, y, judge)
-        records.append({
-            "source": source, "attack": attack, "algorithm": algorithm, "tau": tau, "sample": sample,
-            "train_index": index, "label": int(y), "model_seed": model_seed, "status": rec.status,
-            "seconds": rec.wall_time_s, "spike_density": float(rec.samples.mean()) if rec.samples.numel() else None,
-            "reason": rec.reason.splitlines()[0][:200] if rec.reason else "", **scored,
-            "firing_rates": rec.diagnostics.get("firing_rates"),
-        })
+    for (sample, index), model_seed, rec in zip(picks, seeds, recs):
+        x, y = data.samples[index], data.labels[index]
+        runs = [(t, rec.with_samples(binarise(rec.samples, t) if rec.samples.numel() else rec.samples))
+                for t in TAUS] if algorithm == "post" else [(tau, rec)]
+        for t, r in runs:
+            records.append({
+                **base, "attack": attack, "algorithm": algorithm, "tau": t, "sample": sample, "victim_index": index,
+                "label": int(y), "model_seed": model_seed, "status": r.status, "seconds": r.wall_time_s,
+                "spike_density": float(r.samples.float().mean()) if r.samples.numel() else None,
+                "reason": r.reason.splitlines()[0][:200] if r.reason else "", **score(r, x, y, judge),
+                "firing_rates": r.diagnostics.get("firing_rates"),
+            })
     return records
 
 
-def markdown(records: list[dict], table6: dict, source: str, judge_acc: float, notes: list[str]) -> str:
-    warn = ("**SYNTHETIC event data (synthetic_gestures), not DVS128 Gesture: these numbers are NOT comparable "
-            "to the paper's.**" if source == "synthetic" else "Data: DVS128 Gesture (tonic ToFrame).")
-    lines = ["# Tables V and VI: gradient inversion on event data (SNN-LeNet)", "", warn, "", *notes,
-             f"Judge (DVSGestureSNN) test accuracy: {100 * judge_acc:.1f}% (chance {100 / 11:.1f}%).", "",
-             "## Table V", "", "| tau | attack | n | post ASR % (paper) | post l2 (paper) | in ASR % (paper) "
-             "| in l2 (paper) | post / in spike density | s/attack post / in |", "|---|---|---|---|---|---|---|---|---|"]
-    for tau in TAUS:
-        for attack in ("dlg", "idlg"):
-            cells = {a: [r for r in records if r["tau"] == tau and r["attack"] == attack and r["algorithm"] == a]
-                     for a in ALGORITHMS}
-            if not any(cells.values()):
+def run(args: argparse.Namespace, out: Path) -> None:
+    split, source = event_data(args)
+    judge, judge_acc = judge_for(args, split, source)
+    split_name, data, indices = victims(split, args)
+    chosen = data.subset(indices)
+    on_originals = accuracy(judge, chosen) if judge is not None and indices else None
+    # control: a silent (all-zero) reconstruction, what binarising at a high tau tends to leave
+    silent = LabelledData(torch.zeros_like(chosen.samples), chosen.labels, chosen.num_classes)
+    on_silent = accuracy(judge, silent) if judge is not None and indices else None
+    RecordLog(out / "invocations.jsonl").append({
+        "argv": sys.argv[1:], "config": vars(args), "source": source, "label_source": data.label_source,
+        "victim_split": split_name, "victims": len(indices), "frames": list(data.samples.shape[1:]),
+        "judge_accuracy": judge_acc, "judge_test_size": len(split.test) if judge is not None else 0,
+        "judge_on_originals": on_originals, "judge_on_silent": on_silent, **provenance()})
+    log = RecordLog(out / "records.jsonl", out / "records.csv", CSV_FIELDS)
+    done = {(r["attack"], r["algorithm"], r["tau"] if r["algorithm"] == "in" else None, r["sample"])
+            for r in read_jsonl(out / "records.jsonl")}
+    base = {"source": source, "split": split_name, "label_source": data.label_source}
+    runs = [("post", None, indices)] + [("in", tau, indices[:args.in_samples]) for tau in TAUS]
+    for attack in args.attacks.split(","):
+        for algorithm, tau, chosen in runs:
+            if algorithm not in args.algorithms.split(","):
                 continue
-            paper = PAPER_V[(attack, tau)]
-
-            def stat(rs: list[dict], key: str, scale: float = 1.0) -> float:
-                values = [float(r[key]) for r in rs if r[key] is not None]
-                return scale * float(np.mean(values)) if values else float("nan")
-
-            post, inn = cells["post"], cells["in"]
-            lines.append(
-                f"| {tau} | {attack} | {len(post)} | {stat(post, 'judge_correct', 100):.1f} ({paper[0]}) "
-                f"| {stat(post, 'l2'):.1f} ({paper[1]}) | {stat(inn, 'judge_correct', 100):.1f} ({paper[2]}) "
-                f"| {stat(inn, 'l2'):.1f} ({paper[3]}) | {stat(post, 'spike_density'):.3f} / {stat(inn, 'spike_density'):.3f} "
-                f"| {stat(post, 'seconds'):.1f} / {stat(inn, 'seconds'):.1f} |")
-    lines += ["", "## Table VI: l2 between real samples (self-pairs excluded)", "",
-              "to_empty: l2 between a sample and the all-zero tensor (not in the paper); a reconstruction "
-              "binarised to no spikes at all scores this.", "",
-              "| type | mean (paper) | std (paper) | min (paper) | max (paper) | pairs (samples) |", "|---|---|---|---|---|---|"]
-    for name, s in table6.items():
-        p = PAPER_VI.get(name, ("-",) * 4)
-        lines.append(f"| {name} | {s['mean']:.2f} ({p[0]}) | {s['std']:.2f} ({p[1]}) | {s['min']:.2f} ({p[2]}) "
-                     f"| {s['max']:.2f} ({p[3]}) | {s['pairs']} |")
-    return "\n".join(lines) + "\n"
-
-
-def threshold_plot(records: list[dict], source: str, path: Path) -> None:
-    """ASR and l2 against tau per (attack, algorithm), as the paper's Fig. 5."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_asr, ax_l2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for attack in ("dlg", "idlg"):
-        for algorithm in ALGORITHMS:
-            rs = [[r for r in records if (r["attack"], r["algorithm"], r["tau"]) == (attack, algorithm, t)] for t in TAUS]
-            if not any(rs):
-                continue
-            asr = [100 * np.mean([bool(r["judge_correct"]) for r in c]) if c else np.nan for c in rs]
-            l2 = [np.mean([r["l2"] for r in c]) if c else np.nan for c in rs]
-            ax_asr.plot(TAUS, asr, marker="o", label=f"{attack} {algorithm}")
-            ax_l2.plot(TAUS, l2, marker="o", label=f"{attack} {algorithm}")
-    ax_asr.axhline(100 / 11, color="grey", ls="--", lw=1)
-    ax_asr.set(xlabel="tau", ylabel="ASR %", title=f"ASR ({source})")
-    ax_l2.set(xlabel="tau", ylabel="l2", title=f"l2 to original ({source})")
-    ax_asr.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+            todo = [(s, i) for s, i in enumerate(chosen) if (attack, algorithm, tau, s) not in done]
+            for start in range(0, len(todo), args.max_victims):
+                batch = todo[start:start + args.max_victims]
+                for record in attack_batch(data, batch, attack, algorithm, tau, args, base, judge):
+                    log.append(record)
+                print(f"done {source} {attack} {algorithm} tau={tau} victims {[s for s, _ in batch]}", flush=True)
+    table6 = pairwise_l2(split.train, args.pairs_per_class)
+    (out / "table6.json").write_text(json.dumps({"source": source, "split": "train", **table6}, indent=2) + "\n")
+    write_report(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m simulations.table5_6", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=("nmnist", "dvs-gesture", "synthetic"), default="synthetic")
     p.add_argument("--data-dir", default="")
     p.add_argument("--out", required=True)
     p.add_argument("--attacks", default="dlg,idlg")
-    p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--algorithms", default="post,in")
+    p.add_argument("--samples", type=int, default=5, help="victims (Algorithm 1)")
+    p.add_argument("--in-samples", type=int, default=2, help="victims of Algorithm 2 (one attack per tau each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--timesteps", type=int, default=20)
-    p.add_argument("--time-budget", type=float, default=20.0, help="seconds per attack")
+    p.add_argument("--time-budget", type=float, default=20.0, help="seconds per attack and victim")
+    p.add_argument("--max-victims", type=int, default=8, help="victims per batched optimisation")
     p.add_argument("--synthetic-size", type=int, default=32, help="H = W of synthetic frames (DVS128: 128)")
     p.add_argument("--synthetic-train", type=int, default=330)
     p.add_argument("--synthetic-test", type=int, default=110)
@@ -218,35 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    split, source = event_data(args.data_dir, args.timesteps, args.synthetic_size, args.seed,
-                               args.synthetic_train, args.synthetic_test)
-    if source == "synthetic":  # seeded and quick: trained afresh each invocation, never cached
-        model, judge_acc, _ = fit_judge(split, Recipe("dvs-snn", args.judge_epochs, batch_size=16,
-                                                      width=args.judge_width), args.seed)
-        judge = ModelJudge(model)
-    else:
-        judge = load_judge("dvs-gesture", args.data_dir, timesteps=args.timesteps, seed=args.seed,
-                           cache_dir=args.cache_dir)
-        meta = cache_paths("dvs-gesture", args.data_dir, 0, args.timesteps, args.seed, args.cache_dir)[1]
-        judge_acc = json.loads(meta.read_text())["test_accuracy"] if meta.exists() else float("nan")
-    RecordLog(out / "invocations.jsonl").append({"argv": sys.argv[1:] if argv is None else argv, "config": vars(args),
-                                                 "source": source, "judge_accuracy": judge_acc, **provenance()})
-    log = RecordLog(out / "records.jsonl", out / "records.csv", CSV_FIELDS)
-    done = {(r["attack"], r["sample"]) for r in read_jsonl(out / "records.jsonl")}
-    for attack in args.attacks.split(","):
-        for sample, index in enumerate(sample_indices("dvs-gesture", len(split.train), args.samples, args.seed)):
-            if (attack, sample) not in done:
-                for record in attack_sample(split, source, attack, sample, index, args, judge):
-                    log.append(record)
-                print(f"done {attack} sample {sample}", flush=True)
-    table6 = pairwise_l2(split.train, args.pairs_per_class)
-    (out / "table6.json").write_text(json.dumps({"source": source, **table6}, indent=2) + "\n")
-    records = read_jsonl(out / "records.jsonl")
-    notes = [f"Per attack: SNN-LeNet (IF, ATan, T = {args.timesteps}), batch 1, client lr {args.lr}, "
-             f"time budget {args.time_budget} s; frames {tuple(split.train.input_shape)}; "
-             f"code {provenance()['code_version']}. Paper: DVS128 Gesture, 2x128x128, T = 20."]
-    (out / "table5_6.md").write_text(markdown(records, table6, source, judge_acc, notes))
-    threshold_plot(records, source, out / "thresholds.png")
+    run(args, out)
     print((out / "table5_6.md").read_text())
 
 

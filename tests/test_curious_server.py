@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ import attacks.batched.engine as engine
 import server.curious as curious
 from attacks import ATTACKS, ObservedUpdate, Reconstruction
 from clients.client_app import app as client_app
+from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.runs import read_jsonl
 from server.server_app import main as server_main
 
-FAST_ATTACK = {"attack-iterations": 3, "attack-time-budget": 10.0, "attack-samples": 2}
+FAST_ATTACK = {"attack-iterations": 3, "attack-samples": 2}  # deterministic stops, no wall-clock guard
 
 
 def run(run_config: dict, nodes: int = 2, fail: set[int] = frozenset()):
@@ -41,10 +43,13 @@ def test_global_model_is_bit_identical_with_attacks_on_and_off(tmp_path, tiny_ru
     assert not (dir_off / "leakage.jsonl").exists()
 
 
-def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config):
+def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config, caplog):
     cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "idlg", "mode": "fedsgd", "batch-size": 2,
            "attack-rounds": "last", "judge": "auto", "output-dir": str(tmp_path / "r")}
-    _, run_dir = run(cfg)
+    with caplog.at_level(logging.INFO, logger="fedsnn"):
+        _, run_dir = run(cfg)
+    (round_line,) = [m for m in caplog.messages if m.startswith("leakage round 2 idlg")]
+    assert "gain over label-only guess: SSIM" in round_line and "label-only floor" in round_line and "ceiling" in round_line
     lines = read_jsonl(run_dir / "leakage.jsonl")
     assert {line["round"] for line in lines} == {2} and {line["partition"] for line in lines} == {0, 1}
     for line in lines:
@@ -53,6 +58,13 @@ def test_leakage_lines_are_scored_and_complete(tmp_path, tiny_run_config):
         assert {"psnr", "ssim", "mse", "l2", "label_correct"} <= set(line["samples"][0])
         assert line["judge"] is None and "asr" in line["summary"]  # the judge was trained and used
         assert (run_dir / "reconstructions" / f"r002-p{line['partition']}-idlg.pt").exists()
+        assert set(line["controls"]) == {"mean_image", "label_only", "initial"} and "test split" in line["controls-source"]
+        assert all(len(c["samples"]) == 2 for c in line["controls"].values())
+        for sample, control, gain in zip(line["samples"], line["controls"]["label_only"]["samples"],
+                                         line["gains-over-label-only"]):
+            assert gain["psnr"] == pytest.approx(sample["psnr"] - control["psnr"], abs=1e-9)
+        assert 0 <= line["label-multiset-accuracy"] <= 1 and line["time-guard-fired"] is False
+        assert line["tolerance"] == 1e-6
 
 
 def test_failed_attack_and_failed_client_are_recorded(tmp_path, tiny_run_config, monkeypatch):
@@ -62,7 +74,9 @@ def test_failed_attack_and_failed_client_are_recorded(tmp_path, tiny_run_config,
     monkeypatch.setitem(ATTACKS, "dlg", explode)
     monkeypatch.setattr(engine, "BATCHED", frozenset())  # one at a time, through the registry
     cfg = {**tiny_run_config, **FAST_ATTACK, "attacks": "dlg", "output-dir": str(tmp_path / "f")}
-    _, run_dir = run(cfg, nodes=3, fail={2})
+    with pytest.raises(TrainingFailed, match="partition 2 failed in every round"):  # the run fails, records stay
+        run(cfg, nodes=3, fail={2})
+    (run_dir,) = list(Path(cfg["output-dir"]).iterdir())
     lines = read_jsonl(run_dir / "leakage.jsonl")
     assert lines and all(line["status"] == "failed" and "attack blew up" in line["reason"] for line in lines)
     assert {line["partition"] for line in lines} == {0, 1}  # the crashed client sent nothing to attack

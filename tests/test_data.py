@@ -1,7 +1,9 @@
-"""Each real loader on small synthetic files in that dataset's own on-disk format."""
+"""Each image loader on small synthetic files in that dataset's own on-disk format, and what it says
+when a file is missing, truncated or corrupt (event loaders: test_data_events.py)."""
 
 from __future__ import annotations
 
+import gzip
 import pickle
 
 import numpy as np
@@ -11,8 +13,10 @@ from PIL import Image
 
 from fedsnn.task.data import class_histograms, load_dataset, partition
 from fedsnn.task.data.idx import read_idx, write_idx
-from fedsnn.task.data.loaders import load_att_faces, load_cifar100, load_dvs_gesture, load_lfw, load_mnist
-from fedsnn.errors import DataNotFoundError
+from fedsnn.task.data.events import load_dvs_gesture, load_nmnist
+from fedsnn.task.data.loaders import load_att_faces, load_cifar100, load_lfw, load_mnist
+from fedsnn.errors import DataFormatError, DataNotFoundError
+from simulations.cifar100_pool import pool
 
 rng = np.random.default_rng(0)
 
@@ -34,6 +38,48 @@ def test_mnist_idx_files(tmp_path, gz):
     assert split.test.labels.tolist() == list(range(7))
 
 
+def write_mnist(raw, suffix, n=7):
+    raw.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "t10k"):
+        write_idx(raw / f"{split}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(raw / f"{split}-labels-idx1-ubyte{suffix}", np.arange(n, dtype=np.uint8) % 10)
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_truncated_mnist_idx_names_the_file_and_its_declared_size(tmp_path, cut):
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    write_mnist(raw, "")
+    victim = raw / "t10k-images-idx3-ubyte"
+    victim.write_bytes(victim.read_bytes()[: int(victim.stat().st_size * cut)])
+    with pytest.raises(DataFormatError, match=r"t10k-images-idx3-ubyte.*expected 5504 bytes \(shape \(7, 28, 28\)"):
+        load_mnist(tmp_path)
+
+
+def test_truncated_mnist_gz_names_the_file(tmp_path):
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    write_mnist(raw, ".gz")
+    victim = raw / "train-images-idx3-ubyte.gz"
+    victim.write_bytes(victim.read_bytes()[:-30])
+    with pytest.raises(DataFormatError, match=r"train-images-idx3-ubyte\.gz.*gzip"):
+        load_mnist(tmp_path)
+
+
+def test_mnist_label_count_must_match_the_images(tmp_path):
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    write_mnist(raw, "")
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(6, dtype=np.uint8))
+    with pytest.raises(DataFormatError, match="train-labels-idx1-ubyte.*7 labels"):
+        load_mnist(tmp_path)
+
+
+def test_gzip_that_is_not_an_idx_file(tmp_path):
+    path = tmp_path / "x.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"PK\x03\x04 not idx")
+    with pytest.raises(DataFormatError, match="IDX header"):
+        read_idx(path)
+
+
 def test_embedded_mnist_sample_ships_with_the_package():
     split = load_dataset("mnist")
     assert split.train.samples.shape == (5000, 1, 28, 28) and len(split.test) == 1000
@@ -41,37 +87,85 @@ def test_embedded_mnist_sample_ships_with_the_package():
 
 
 def test_cifar100_pickles(tmp_path):
-    folder = tmp_path / "cifar100" / "cifar-100-python"
-    folder.mkdir(parents=True)
-    for name, n in (("train", 6), ("test", 4)):
-        data = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": list(range(n))}
-        (folder / name).write_bytes(pickle.dumps(data))
-    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}))
+    make_cifar(tmp_path)
     split = load_cifar100(tmp_path)
     assert split.train.samples.shape == (6, 3, 32, 32) and split.train.num_classes == 100
     assert split.train.class_names[2] == "c2"
 
 
-def test_att_faces_pgm_folders(tmp_path):
-    for s in range(1, 4):
-        (tmp_path / "att_faces" / f"s{s}").mkdir(parents=True)
+def make_att_faces(root, shape=(12, 10)):
+    for s in range(1, 41):
+        (root / "att_faces" / f"s{s}").mkdir(parents=True)
         for i in range(1, 11):
-            Image.fromarray(rng.integers(0, 256, (112, 92), dtype=np.uint8)).save(tmp_path / "att_faces" / f"s{s}" / f"{i}.pgm")
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(root / "att_faces" / f"s{s}" / f"{i}.pgm")
+
+
+def make_cifar(root, train=6, test=4):
+    folder = root / "cifar100" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name, n in (("train", train), ("test", test)):
+        data = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": list(range(n))}
+        (folder / name).write_bytes(pickle.dumps(data))
+    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [f"c{i}".encode() for i in range(100)]}))
+    return folder
+
+
+def test_truncated_cifar100_pickle_names_the_file(tmp_path):
+    folder = make_cifar(tmp_path)
+    (folder / "test").write_bytes((folder / "test").read_bytes()[:500])
+    with pytest.raises(DataFormatError, match=r"cifar-100-python/test.*pickle"):
+        load_cifar100(tmp_path)
+
+
+def test_att_faces_pgm_folders(tmp_path):
+    make_att_faces(tmp_path)
     split = load_att_faces(tmp_path)
-    assert split.train.samples.shape == (24, 1, 112, 92) and len(split.test) == 6  # 8 / 2 per subject
-    assert split.test.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert split.train.samples.shape == (320, 1, 12, 10) and len(split.test) == 80  # 8 / 2 per subject
+    assert split.test.labels.tolist()[:6] == [0, 0, 1, 1, 2, 2] and split.train.class_names[39] == "s40"
+
+
+def test_att_faces_names_a_deleted_pgm(tmp_path):
+    make_att_faces(tmp_path)
+    (tmp_path / "att_faces" / "s17" / "4.pgm").unlink()
+    with pytest.raises(DataNotFoundError, match=r"s17/4\.pgm"):
+        load_att_faces(tmp_path)
+
+
+def test_att_faces_names_a_corrupt_pgm(tmp_path):
+    make_att_faces(tmp_path)
+    bad = tmp_path / "att_faces" / "s3" / "9.pgm"
+    bad.write_bytes(bad.read_bytes()[:10])
+    with pytest.raises(DataFormatError, match=r"s3/9\.pgm"):
+        load_att_faces(tmp_path)
+
+
+def make_lfw(root, counts=(("Ada_Lovelace", 5), ("Alan_Turing", 5))):
+    for person, n in counts:
+        folder = root / "lfw" / "lfw-deepfunneled" / person
+        folder.mkdir(parents=True)
+        for i in range(1, n + 1):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{person}_{i:04d}.jpg")
 
 
 def test_lfw_jpeg_identity_folders(tmp_path):
-    for person in ("Ada_Lovelace", "Alan_Turing"):
-        folder = tmp_path / "lfw" / "lfw-deepfunneled" / person
-        folder.mkdir(parents=True)
-        for i in range(1, 6):
-            Image.fromarray(rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)).save(folder / f"{person}_{i:04d}.jpg")
+    make_lfw(tmp_path)
     split = load_lfw(tmp_path, image_size=32, seed=1)
     assert split.train.samples.shape[1:] == (3, 32, 32)
     assert len(split.train) + len(split.test) == 10 and len(split.test) == 2
     assert split.train.class_names == ("Ada_Lovelace", "Alan_Turing")
+
+
+def test_lfw_lists_images_missing_from_a_folder_or_from_lfw_names(tmp_path):
+    make_lfw(tmp_path)
+    (tmp_path / "lfw" / "lfw-deepfunneled" / "Ada_Lovelace" / "Ada_Lovelace_0003.jpg").unlink()
+    with pytest.raises(DataNotFoundError, match="Ada_Lovelace_0003.jpg"):
+        load_lfw(tmp_path)
+    (tmp_path / "lfw" / "lfw-names.txt").write_text("Ada_Lovelace\t3\nAlan_Turing\t6\nNot_Here\t2\n")
+    (tmp_path / "lfw" / "lfw-deepfunneled" / "Ada_Lovelace" / "Ada_Lovelace_0004.jpg").rename(
+        tmp_path / "lfw" / "lfw-deepfunneled" / "Ada_Lovelace" / "Ada_Lovelace_0003.jpg")
+    with pytest.raises(DataNotFoundError, match="Alan_Turing_0006.jpg") as err:
+        load_lfw(tmp_path)
+    assert "Ada_Lovelace" not in str(err.value) and "Not_Here" not in str(err.value)  # only identities present
 
 
 def test_dvs_gesture_tonic_event_arrays(tmp_path):
@@ -89,7 +183,8 @@ def test_dvs_gesture_tonic_event_arrays(tmp_path):
 
 
 @pytest.mark.parametrize("loader,name", [(load_mnist, "mnist"), (load_cifar100, "cifar100"), (load_lfw, "lfw"),
-                                         (load_att_faces, "att-faces"), (load_dvs_gesture, "dvs-gesture")])
+                                         (load_att_faces, "att-faces"), (load_dvs_gesture, "dvs-gesture"),
+                                         (load_nmnist, "nmnist")])
 def test_missing_files_name_what_is_expected(tmp_path, loader, name):
     with pytest.raises(DataNotFoundError) as err:
         loader(tmp_path)
@@ -160,3 +255,11 @@ def test_too_small_shards_name_the_knob():
 def test_samples_are_floats_in_unit_range():
     x = load_dataset("mnist").test.samples
     assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
+
+
+def test_cifar100_pool_puts_train_then_test_images_in_the_training_pickle(tmp_path):
+    make_cifar(tmp_path / "src", train=3, test=2)
+    assert pool(tmp_path / "src", tmp_path / "dst") == 5
+    source, pooled = load_cifar100(tmp_path / "src"), load_cifar100(tmp_path / "dst")
+    assert torch.equal(pooled.train.samples, torch.cat([source.train.samples, source.test.samples]))
+    assert pooled.train.labels.tolist() == [0, 1, 2, 0, 1] and torch.equal(pooled.test.samples, source.test.samples)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from flwr.app import Context, RecordDict
 from flower_grid import InMemoryGrid
 
 from clients.client_app import app as client_app
+from fedsnn.errors import TrainingFailed
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import client_train, initial_model, sample_partitions
 from fedsnn.experiment.runs import read_jsonl
@@ -19,7 +21,7 @@ from server.server_app import main as server_main
 def run_inmemory(run_config: dict, nodes: int = 3, fail: set[int] = frozenset()):
     grid = InMemoryGrid(client_app, nodes, run_config, fail)
     server_main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=run_config))
-    (run_dir,) = list((__import__("pathlib").Path(run_config["output-dir"])).iterdir())
+    (run_dir,) = list(Path(run_config["output-dir"]).iterdir())
     return grid, run_dir
 
 
@@ -37,8 +39,12 @@ def test_round_writes_run_folder(tiny_run_config):
 
 
 def test_failed_client_is_recorded_and_round_goes_on(tiny_run_config):
-    _, run_dir = run_inmemory(tiny_run_config, nodes=3, fail={1})
+    """The rounds go on without the failed client; failing in every round fails the run."""
+    with pytest.raises(TrainingFailed, match="partition 1 failed in every round.*injected"):
+        run_inmemory(tiny_run_config, nodes=3, fail={1})
+    (run_dir,) = list(Path(tiny_run_config["output-dir"]).iterdir())
     records = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["round"] for r in records] == [0, 1, 2] and records[2]["clients-ok"] == 2
     assert records[1]["clients-ok"] == 2
     assert records[1]["clients-failed"][0]["partition"] == 1
     assert "injected" in records[1]["clients-failed"][0]["reason"]

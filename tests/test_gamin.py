@@ -5,11 +5,13 @@ import math
 import pytest
 import torch
 
-from fedsnn.analysis.scoring import evaluate_gamin
-from attacks.blackbox import GaminConfig, fidelity, m_global, oracle_for_target, random_probes, run_gamin, update_k
+from fedsnn.analysis.gamin_scoring import evaluate_gamin, reference_pools
+from attacks.blackbox import (GaminConfig, fidelity, invalid_target_reason, m_global, oracle_for_target, random_probes,
+                             run_gamin, update_k)
 from fedsnn.task.models import TargetSpec, build_target, soft_cross_entropy
 from fedsnn.task.data import LabelledData
 from fedsnn.errors import ConfigError
+from simulations.gamin.units import done_units, invert_target, make_invalid, read_units
 
 
 def test_update_k_and_clipping() -> None:
@@ -122,3 +124,37 @@ def test_probe_study_distills_on_each_distribution() -> None:
         assert x.shape == (64, 1, 28, 28), name
         a_s, entropy, counts = distill(oracle_for_target(target), probe, steps=2, seed=0, test=test)
         assert 0 <= a_s <= 100 and 0 <= entropy <= math.log(10) + 1e-4 and sum(counts) == 128
+
+
+def test_non_finite_target_stops_with_invalid_target() -> None:
+    target = build_target(TargetSpec("ann", (1, 8, 8), 3, hidden=30))
+    assert invalid_target_reason(dict(target.state_dict())) is None
+    with torch.no_grad():
+        target.fc2.bias[1] = float("nan")
+    assert "fc2.bias" in invalid_target_reason(dict(target.state_dict()))
+    oracle = oracle_for_target(target)
+    results = run_gamin(oracle, GaminConfig(budget=4 * 32, batch_size=16, num_samples=4), classes=[0, 1, 2],
+                        log=lambda s: None)
+    (r,) = results  # the first class stops at its first answer; no other class is tried
+    assert r.status == "invalid-target" and "non-finite" in r.reason and r.iterations == 0 and oracle.used == 32
+    (e,) = evaluate_gamin(results, LabelledData(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2] * 2), 3),
+                          oracle_for_target(target), num_random=32)
+    assert e.target_accuracy is None  # no A_T 100% from a NaN model
+
+
+def test_study_records_invalid_target_and_resumes(tmp_path) -> None:
+    train = LabelledData(torch.rand(30, 1, 12, 12), torch.arange(30) % 3, 3)
+    pools = reference_pools(train, None, per_class=4)
+    config = GaminConfig(budget=2 * 32, batch_size=16, num_samples=4)
+    target = build_target(TargetSpec("ann", (1, 12, 12), 3, hidden=16))
+    lines = invert_target("ann", 0, target, [0, 1], config, train, None, pools, tmp_path, log=lambda s: None)
+    assert [line["status"] for line in lines] == ["ok", "ok"] and lines[0]["judge_recognised"] is None
+    assert 0 <= lines[0]["closer_ssim"]["rate"] <= 1 and (tmp_path / "samples" / "ann-s0-c1.pt").exists()
+    again = invert_target("ann", 0, target, [0, 1, 2], config, train, None, pools, tmp_path, log=lambda s: None)
+    assert [line["class"] for line in again] == [2]  # recorded units are skipped
+    bad = invert_target("ann-invalid", 0, make_invalid(build_target(target.spec)), [0, 1], config, train, None, pools,
+                        tmp_path, log=lambda s: None)
+    assert [line["status"] for line in bad] == ["invalid-target"] * 2 and "fc1.weight" in bad[0]["reason"]
+    assert done_units(tmp_path / "per_class.jsonl") == {("ann", 0, 0), ("ann", 0, 1), ("ann", 0, 2),
+                                                         ("ann-invalid", 0, 0), ("ann-invalid", 0, 1)}
+    assert len(read_units(tmp_path / "per_class.jsonl")) == 5

@@ -85,3 +85,26 @@ def test_dvs_judge_forward_shape_and_surrogate_gradient() -> None:
     loss = torch.nn.functional.cross_entropy(model(events.transpose(0, 1)), torch.tensor([1, 2]))
     loss.backward()
     assert model.features[0][0].weight.grad.abs().sum() > 0  # ATan surrogate reaches the first conv
+
+
+
+def test_unreadable_checkpoint_is_set_aside_and_retrained(mnist_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    checkpoint, meta = cache_paths("mnist", mnist_dir, 0, 20, 0, cache)
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"code": print}, checkpoint)  # a global the weights-only loader refuses; torch's advice: weights_only=False
+    with caplog.at_level("INFO", logger="fedsnn"):
+        assert load_judge("mnist", mnist_dir, cache_dir=cache, train_if_missing=False) is None
+        (aside,) = cache.glob("*.unreadable-*.pt")
+        (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert str(checkpoint) in warning and str(aside) in warning and "weights_only" not in warning
+        assert not checkpoint.exists()
+        checkpoint.write_bytes(b"truncated")  # judge='auto': set aside again, then a new judge is trained
+        monkeypatch.setattr(judges, "recipe_for", lambda dataset, data_dir: Recipe("lenet", 1, batch_size=32, width=4))
+        judge = load_judge("mnist", mnist_dir, cache_dir=cache)
+    assert judge is not None and checkpoint.exists() and meta.exists()
+    assert len(list(cache.glob("*.unreadable-*.pt"))) == 2
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("judge for mnist: training lenet on 200 samples") for line in lines)
+    assert any("held-out accuracy" in line and str(checkpoint) in line for line in lines)

@@ -66,9 +66,9 @@ def test_attack_success_rate_is_judge_accuracy() -> None:
 
 
 def test_records_and_summary_of_a_bimodal_batch() -> None:
-    original = torch.stack([torch.full((1, 8, 8), v) for v in (0.2, 0.5, 0.8)])
+    original = torch.stack([torch.full((1, 16, 16), v) for v in (0.2, 0.5, 0.8)])
     reconstructed = original.clone()
-    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0  # +-1
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1.0  # +-1
     reconstructed[2] = 0.8 + 0.2 * checker  # one failure: mse 0.04, still closest to its original
     records = metrics.score_batch(
         reconstructed[[1, 2, 0]], original, torch.tensor([4, 5, 6]), torch.tensor([5, 6, 4]), success_mse=1e-3
@@ -83,3 +83,21 @@ def test_records_and_summary_of_a_bimodal_batch() -> None:
     assert summary["psnr_median"] == metrics.MAX_PSNR
     assert math.isnan(metrics.score_batch(torch.zeros(1, 2, 1, 2, 2), torch.zeros(1, 2, 1, 2, 2),
                                           torch.tensor([0]))[0].ssim)
+
+
+def test_ssim_is_wang_gaussian_and_keeps_the_uniform_window_value() -> None:
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.zeros(1, 1, 28, 28)
+    a[..., 8:20, 10:18] = 1.0  # a bright bar, then noise on it
+    b = (a + 0.3 * torch.rand(1, 1, 28, 28, generator=g)).clamp(0, 1)
+    wang = structural_similarity(b[0, 0].double().numpy(), a[0, 0].double().numpy(), data_range=1.0,
+                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert float(metrics.ssim(b, a)[0]) == pytest.approx(wang, abs=1e-6)
+    uniform = float(metrics.ssim(b, a, "uniform7")[0])
+    assert abs(uniform - wang) > 0.05  # the windows differ (0.58 vs 0.45 here), so the two are kept under two names
+    (record,) = metrics.score_batch(b, a, torch.tensor([0]), match=False)
+    assert record.ssim == pytest.approx(wang, abs=1e-6) and record.ssim_uniform7 == pytest.approx(uniform)
+    with pytest.raises(ValueError, match="window"):
+        metrics.ssim(b, a, "box")

@@ -36,7 +36,7 @@ target calls a 0 and the generator collapses onto dark saturated images
 ``simulations/gamin/probe_study.py``).
 
 Attack-side metrics (no ground truth): M_global and A_SoG (surrogate accuracy
-on the kept generator's samples). ``fedsnn.analysis.scoring.evaluate_gamin`` adds, for the analysis
+on the kept generator's samples). ``fedsnn.analysis.gamin_scoring.evaluate_gamin`` adds, for the analysis
 only, F_S = 1 - MAE(target scores, surrogate softmax) on random inputs, A_S
 (surrogate accuracy on a labelled test set) and A_T (target accuracy on the
 inverted samples). It queries the target through a separate, unbudgeted
@@ -112,7 +112,10 @@ class GaminResult:
     """One class's attack. Metrics are percentages except m_global and fidelity.
 
     samples: [num_samples, C, H, W] from the kept generator (fixed seeded z).
-    fidelity, surrogate_accuracy, target_accuracy stay None until ``fedsnn.analysis.scoring.evaluate_gamin``.
+    status: "ok", or "invalid-target" when the target answered non-finite scores
+    (the attack stops at once; its samples are then the untrained generator's).
+    fidelity, surrogate_accuracy, target_accuracy stay None until
+    ``fedsnn.analysis.gamin_scoring.evaluate_gamin``.
     """
 
     target_class: int
@@ -126,6 +129,8 @@ class GaminResult:
     generator: nn.Module = field(repr=False, compare=False)
     surrogate: nn.Module = field(repr=False, compare=False)
     oracle_exhausted: bool = False
+    status: str = "ok"
+    reason: str = ""
     fidelity: float | None = None
     surrogate_accuracy: float | None = None
     target_accuracy: float | None = None
@@ -177,7 +182,7 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
         return torch.randn(n, config.z_dim, generator=gen).to(device)
 
     best = (float("inf"), -1, copy.deepcopy(g_net.state_dict()), copy.deepcopy(s_net.state_dict()))
-    iteration, exhausted, m = 0, False, float("inf")
+    iteration, exhausted, m, reason = 0, False, float("inf"), ""
     while (iteration + 1) * 2 * b <= config.budget:
         with torch.no_grad():
             x_g = g_net(noise(b))
@@ -186,6 +191,9 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
             y = oracle.query(torch.cat([x_g, x_s]))  # [2B, K]: generated then random
         except QueryBudgetExhausted:
             exhausted = True
+            break
+        if not torch.isfinite(y).all():
+            reason = f"target answered non-finite scores at iteration {iteration} ({int((~torch.isfinite(y)).sum())} values)"
             break
         logits = s_net(torch.cat([x_g, x_s]))
         loss_g, loss_s = soft_cross_entropy(logits[:b], y[:b]), soft_cross_entropy(logits[b:], y[b:])
@@ -217,7 +225,8 @@ def attack_class(oracle: QueryOracle, config: GaminConfig, target_class: int,
         samples = g_net(torch.randn(config.num_samples, config.z_dim, generator=torch.Generator().manual_seed(config.seed)))
         combined = percent_correct(s_net(samples).argmax(-1), target_class)
     return GaminResult(target_class, best[0], combined, oracle.used - used0, iteration, best[1],
-                       time.perf_counter() - start, samples, g_net, s_net, exhausted)
+                       time.perf_counter() - start, samples, g_net, s_net, exhausted,
+                       "invalid-target" if reason else "ok", reason)
 
 
 def run_gamin(oracle: QueryOracle, config: GaminConfig, classes: Sequence[int] | None = None,
@@ -226,7 +235,9 @@ def run_gamin(oracle: QueryOracle, config: GaminConfig, classes: Sequence[int] |
 
     If the oracle's own budget runs out, the current class keeps its best pair
     and the remaining classes are skipped (logged), so a server can cap the
-    total cost of an attack with the oracle alone.
+    total cost of an attack with the oracle alone. A target that answers
+    non-finite scores ends the attack too: the class is returned with status
+    "invalid-target" and no other class is tried.
     """
     chosen = list(range(oracle.num_classes)) if classes is None else list(classes)
     for c in chosen:
@@ -236,6 +247,9 @@ def run_gamin(oracle: QueryOracle, config: GaminConfig, classes: Sequence[int] |
     for c in chosen:
         r = attack_class(oracle, config, c, log)
         results.append(r)
+        if r.status != "ok":
+            log(f"class {c}: {r.status} ({r.reason}); skipping {len(chosen) - len(results)} classes")
+            break
         if r.oracle_exhausted:
             log(f"oracle budget exhausted during class {c}; skipping {len(chosen) - len(results)} classes")
             break

@@ -17,7 +17,7 @@ process, attack code is trusted to use only the public surface.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -88,6 +88,20 @@ class QueryOracle:
         """Top-1 labels [B] as the deployed model reports them; costs B queries."""
         self._charge(x)
         return self._labels(x.detach())
+
+
+def invalid_target_reason(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """Why a model with these named weights is no target to invert, or None.
+
+    A model holding NaN or infinite weights answers NaN scores (or argmax 0)
+    to every query: "inverting" it measures nothing, and its A_T would read
+    100% for class 0. The operator checks before building the oracle; the
+    attack also stops at the first non-finite answer (``attack_class``).
+    """
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if not bad:
+        return None
+    return f"non-finite weights in {len(bad)} of {len(tensors)} tensors ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
 
 
 def oracle_for_target(target: Target, budget: int | None = None, seed: int = 0) -> QueryOracle:

@@ -7,11 +7,11 @@ field through which a client's data could enter).
 
 from attacks.core.auxiliary import AuxiliaryData
 from attacks.core.config import (CLAMPS, DEVICES, DUMMY_LAYOUTS, FEDAVG_HANDLINGS, OPTIMIZERS, THRESHOLDINGS,
-                                 AttackConfig)
+                                 TIME_GUARD, AttackConfig)
 from attacks.core.observation import MODALITIES, MODES, ObservedUpdate
 from attacks.core.result import STATUSES, Reconstruction
 
 __all__ = [
     "AuxiliaryData", "AttackConfig", "ObservedUpdate", "Reconstruction", "CLAMPS", "DEVICES", "DUMMY_LAYOUTS", "FEDAVG_HANDLINGS",
-    "OPTIMIZERS", "THRESHOLDINGS", "MODALITIES", "MODES", "STATUSES",
+    "OPTIMIZERS", "THRESHOLDINGS", "TIME_GUARD", "MODALITIES", "MODES", "STATUSES",
 ]

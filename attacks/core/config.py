@@ -8,8 +8,9 @@ momentum 0.99, TV prior 1e-3, 1000 iterations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from attacks.core.auxiliary import AuxiliaryData
 from fedsnn.errors import ConfigError
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -19,6 +20,8 @@ DUMMY_LAYOUTS = ("static", "frames")
 DEVICES = ("cpu", "cuda")
 CLAMPS = ("final", "step", "none")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.1}
+# How a record says the wall-clock safety guard ended an attack (status 'budget'): results then depend on machine speed.
+TIME_GUARD = "time guard fired"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ class AttackConfig:
         SNN on static images: one [B, C, H, W] dummy replicated over T by the
         model, or a free [T, B, C, H, W] dummy per timestep.
     time_budget_s : float | None
-        Wall-clock budget per attack; when spent, status is 'budget'.
+        Wall-clock safety guard per attack, off (None) by default: attacks
+        stop on iterations, evaluations and ``tolerance``, so the same seed
+        gives the same record on any machine. When the guard fires, status is
+        'budget' and the reason starts with ``TIME_GUARD``.
     stall_patience : int
         Stop after this many optimiser steps without any change of the loss
         (L-BFGS on an SNN stalls once no spike flips); 0 disables the check.
@@ -73,6 +79,27 @@ class AttackConfig:
         ``ObservedUpdate.reconstruction_size``). A curious server facing a
         multi-step FedAvg update over thousands of samples rebuilds a few.
     device : 'cpu' | 'cuda'
+    auxiliary : AuxiliaryData | None
+        Data the attacker declares it holds (the learned attack trains on it;
+        every attack may use its class means as the label-only control). Not
+        compared or hashed: two configs differ by settings, not by data; its
+        ``source`` is recorded with every result that used it.
+    learned_samples : int
+        Learned attack: auxiliary samples drawn for the simulated client updates.
+    learned_epochs, learned_hidden, learned_lr : int, int, float
+        Learned attack: decoder epochs over the simulated pairs, hidden width, Adam lr.
+    learned_simulations : int
+        Learned attack, multi-step (fedavg) updates: simulated clients (each
+        replays the declared local SGD); fedsgd is simulated in closed form.
+    ig_tv_weight : float
+        Inverting Gradients: weight of the total-variation prior.
+    relax_spikes : bool
+        SNN victims, Inverting Gradients: the attacker's own forward replaces the
+        spike step by sigmoid((v - 1) / temperature), annealed from
+        ``relax_temperature`` to the exact step over the first 3/4 of the run;
+        the last quarter runs on the exact model.
+    relax_temperature : float
+        Starting temperature of the relaxation.
     """
 
     optimizer: str = "lbfgs"
@@ -96,6 +123,15 @@ class AttackConfig:
     grnn_noise_dim: int = 128
     max_samples: int = 0
     device: str = "cpu"
+    auxiliary: AuxiliaryData | None = field(default=None, compare=False, repr=False)
+    learned_samples: int = 5000
+    learned_epochs: int = 30
+    learned_hidden: int = 1024
+    learned_lr: float = 1e-3
+    learned_simulations: int = 64
+    ig_tv_weight: float = 1e-4
+    relax_spikes: bool = False
+    relax_temperature: float = 0.5
 
     def __post_init__(self) -> None:
         if self.lr is None and self.optimizer in DEFAULT_LR:
@@ -108,10 +144,11 @@ class AttackConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(key, getattr(self, key), valid)
-        for key in ("lr", "grnn_lr"):
+        for key in ("lr", "grnn_lr", "learned_lr", "relax_temperature"):
             if not getattr(self, key) > 0:
                 raise ConfigError(key, getattr(self, key), "a positive float")
-        for key in ("iterations", "max_eval", "restarts", "grnn_iterations", "grnn_noise_dim"):
+        for key in ("iterations", "max_eval", "restarts", "grnn_iterations", "grnn_noise_dim", "learned_samples",
+                    "learned_epochs", "learned_hidden", "learned_simulations"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(key, getattr(self, key), "a positive integer")
         if not isinstance(self.max_samples, int) or self.max_samples < 0:
@@ -124,6 +161,10 @@ class AttackConfig:
             raise ConfigError("tau", self.tau, "a float in (0, 1)")
         if not 0 <= self.grnn_momentum < 1:
             raise ConfigError("grnn_momentum", self.grnn_momentum, "a float in [0, 1)")
+        if not self.ig_tv_weight >= 0:
+            raise ConfigError("ig_tv_weight", self.ig_tv_weight, "a non-negative float")
+        if self.auxiliary is not None and not isinstance(self.auxiliary, AuxiliaryData):
+            raise ConfigError("auxiliary", type(self.auxiliary).__name__, "None or an AuxiliaryData")
         if not self.grnn_tv_weight >= 0:
             raise ConfigError("grnn_tv_weight", self.grnn_tv_weight, "a non-negative float")
         if self.time_budget_s is not None and not self.time_budget_s > 0:

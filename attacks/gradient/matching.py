@@ -13,6 +13,10 @@ dummy batch (``torch.func.functional_call``), divided by ``lr * local_steps``
 so that both sides are in gradient units (see ``ObservedUpdate.observed_gradient``).
 Gradients are taken with ``create_graph=True``: the optimiser differentiates
 the gradient itself (through the surrogate pathway on an SNN).
+
+``relaxed_snn_logits`` is the attacker's own relaxed SNN forward (the
+``relax_spikes`` option, used by Inverting Gradients): spikes replaced by a
+temperature-annealed sigmoid, the exact model at the end.
 """
 
 from __future__ import annotations
@@ -192,3 +196,38 @@ class GradientMatcher:
         if is_spiking(self.model):
             facts["firing_rates"] = self.model.firing_rates(x.detach())
         return facts
+
+
+def relaxed_snn_logits(params: dict[str, torch.Tensor], x: torch.Tensor, spec, temperature: float) -> torch.Tensor:
+    """The attacker's relaxed SNN-LeNet of V victims: every spike step H(h - 1) becomes
+    sigmoid((h - 1) / temperature), with the same IF/LIF dynamics and hard reset
+    (``v = (1 - s) h``) as ``fedsnn.task.models.stacked_logits``; as the temperature
+    goes to 0 it becomes that exact model (tested).
+
+    params: name -> [V, ...] weights; x: [V, B, C, H, W] static images (replicated
+    over ``spec.timesteps``). Returns logits [V, B, K].
+    """
+    v, b = x.shape[:2]
+    steps, neuron = spec.timesteps, spec.neuron
+
+    def conv(h: torch.Tensor, name: str, stride: int) -> torch.Tensor:
+        weight, bias = params[f"{name}.weight"], params[f"{name}.bias"]
+        return F.conv2d(h, weight.flatten(0, 1), bias.flatten(), stride=stride, padding=weight.shape[-1] // 2,
+                        groups=v)
+
+    def train(z: torch.Tensor, constant: bool) -> torch.Tensor:  # z: [T, ...] or one [...] current
+        potential, out = torch.zeros_like(z if constant else z[0]), []
+        for t in range(steps):
+            current = z if constant else z[t]
+            h = potential + current if neuron == "if" else potential + (current - potential) / 2.0
+            s = torch.sigmoid((h - 1.0) / temperature)
+            potential = (1.0 - s) * h
+            out.append(s)
+        return torch.stack(out)
+
+    s = train(conv(x.transpose(0, 1).flatten(1, 2), "conv1", 2), constant=True)  # [T, B, V*12, 14, 14]
+    for name, stride in (("conv2", 2), ("conv3", 1)):
+        z = conv(s.flatten(0, 1), name, stride)
+        s = train(z.view(steps, b, *z.shape[1:]), constant=False)
+    rate = s.mean(0).reshape(b, v, -1).permute(1, 2, 0)  # [V, hidden, B]
+    return torch.baddbmm(params["fc.bias"][:, :, None], params["fc.weight"], rate).transpose(1, 2)

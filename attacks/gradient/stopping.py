@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from attacks.core import AttackConfig
+from attacks.core import TIME_GUARD, AttackConfig
 
 
 @dataclass
@@ -106,7 +106,7 @@ class StopRule:
             trace.reason = f"stalled: loss unchanged for {self.unchanged} steps at {loss:.4g}"
             return improved, True
         if out_of_time:
-            trace.reason = f"time budget spent after {trace.iterations} steps"
+            trace.reason = f"{TIME_GUARD} after {trace.iterations} steps (wall-clock safety limit)"
             return improved, True
         self.step += 1
         return improved, False

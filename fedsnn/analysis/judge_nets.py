@@ -30,6 +30,10 @@ class LeNetJudge(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, 8w], the hidden layer before the class scores (eval: no dropout)."""
+        return self.head[:-1](self.features(x))
+
 
 class BasicBlock(nn.Module):
     """ResNet basic block: two 3x3 conv-BN, identity (or 1x1 strided) shortcut, ReLU."""
@@ -65,6 +69,10 @@ class FaceResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, 4w], the pooled features before the class scores."""
+        return self.net[:-1](x)
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int) -> nn.Module:

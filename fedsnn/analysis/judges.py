@@ -9,6 +9,7 @@ against the true labels (FL-SNN paper, Section IV, Table II)::
                                  +-2 px shifts (no ImageNet weights offline)
     dvs-gesture                : residual spiking CNN (Table I), SpikingJelly
                                  multi-step LIF + ATan, time-averaged logits
+    nmnist                     : the same spiking CNN, narrower (width 4)
 
 Judges are cached under ``cache_dir`` as ``<dataset>-<key>.pt`` (torch.save of a
 dict of plain types and tensors, loaded with ``weights_only=True``) beside a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -31,14 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedsnn.task.data import LabelledData, Split, load_dataset
+from fedsnn.task.data import EVENT_DATASETS, LabelledData, Split, load_dataset
 from fedsnn.errors import DataNotFoundError
 from fedsnn.analysis.judge_nets import ARCHS, DVSGestureSNN, FaceResNet, LeNetJudge, build_judge_model
 from fedsnn.analysis.metrics import Judge
 from fedsnn.provenance import provenance
 
 __all__ = ["ARCHS", "DEFAULT_CACHE", "DVSGestureSNN", "FaceResNet", "LeNetJudge", "ModelJudge", "RECIPES", "Recipe",
-           "build_judge_model", "cache_paths", "fit_judge", "load_checkpoint", "load_judge", "train_judge"]
+           "build_judge_model", "cache_paths", "fit_judge", "load_checkpoint", "load_judge", "set_aside", "train_judge"]
+
+log = logging.getLogger("fedsnn")
 
 DEFAULT_CACHE = Path(os.environ.get("FEDSNN_CACHE", "~/.cache/fedsnn")).expanduser() / "judges"
 
@@ -62,6 +66,8 @@ RECIPES = {
     "lfw": Recipe("resnet", 30, lr=2e-3, augment=True),
     "att-faces": Recipe("lenet", 60),
     "dvs-gesture": Recipe("dvs-snn", 30, batch_size=16),
+    # N-MNIST (34x34, 10 digits): the same spiking CNN at width 4, a few epochs: CPU-sized
+    "nmnist": Recipe("dvs-snn", 3, lr=3e-3, batch_size=8, width=4),
 }
 EMBEDDED_MNIST = replace(RECIPES["mnist"], epochs=20, max_seconds=30.0)  # the ~30 s CPU judge
 
@@ -77,6 +83,21 @@ class ModelJudge:
     def __call__(self, samples: torch.Tensor) -> torch.Tensor:
         x = samples.float()
         return self.model(x.transpose(0, 1) if self.events else x)
+
+    @property
+    def has_features(self) -> bool:
+        return hasattr(self.model, "penultimate")
+
+    @torch.no_grad()
+    def features(self, samples: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Penultimate-layer features [B, F] of images [B, C, H, W] (image judges only).
+
+        A distance here says "these look alike to a classifier of the real
+        data", which pixel distances do not (GAMIN's data-closeness check).
+        """
+        if not self.has_features:
+            raise TypeError(f"{type(self.model).__name__} exposes no penultimate features")
+        return torch.cat([self.model.penultimate(x.float()) for x in samples.split(batch_size)])
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -140,7 +161,7 @@ def cache_paths(dataset: str, data_dir: str, image_size: int, timesteps: int, se
                 cache_dir: str | Path) -> tuple[Path, Path]:
     """(checkpoint .pt, metadata .json) for one judge identity (module docstring)."""
     resolved = str(Path(data_dir).expanduser().resolve()) if data_dir else ""
-    size_key = {"timesteps": timesteps} if dataset == "dvs-gesture" else {"image_size": image_size}
+    size_key = {"timesteps": timesteps} if dataset in EVENT_DATASETS else {"image_size": image_size}
     identity = json.dumps({"dataset": dataset, "data_dir": resolved, "seed": seed, **size_key}, sort_keys=True)
     stem = f"{dataset}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
     folder = Path(cache_dir).expanduser()
@@ -153,8 +174,12 @@ def train_judge(dataset: str, data_dir: str = "", image_size: int = 0, timesteps
     """Train the judge of ``dataset``, save it to the cache and return (model, test accuracy)."""
     recipe = recipe or recipe_for(dataset, data_dir)
     split = load_dataset(dataset, data_dir, image_size, timesteps, seed)
-    model, acc, facts = fit_judge(split, recipe, seed, log)
     checkpoint, meta = cache_paths(dataset, data_dir, image_size, timesteps, seed, cache_dir)
+    _announce(f"judge for {dataset}: training {recipe.arch} on {len(split.train)} samples "
+              f"({recipe.epochs} epochs{'' if recipe.max_seconds is None else f', at most {recipe.max_seconds:.0f} s'})", log)
+    model, acc, facts = fit_judge(split, recipe, seed, log)
+    _announce(f"judge for {dataset}: trained in {facts['wall_time_s']:.0f} s ({facts['epochs_run']} epochs), "
+              f"held-out accuracy {100 * acc:.2f}% on {len(split.test)} samples; saved to {checkpoint}", log)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     state = {"arch": recipe.arch, "in_channels": split.train.input_shape[0],
              "num_classes": split.train.num_classes, "width": recipe.width, "state_dict": model.state_dict()}
@@ -167,6 +192,36 @@ def train_judge(dataset: str, data_dir: str = "", image_size: int = 0, timesteps
         "input_shape": list(split.train.input_shape), "recipe": asdict(recipe), "epochs": facts["epochs_run"],
         "wall_time_s": facts["wall_time_s"], **provenance()}, indent=2, default=str) + "\n")
     return model, acc
+
+
+def _announce(line: str, echo: bool) -> None:
+    """One progress line: to the 'fedsnn' log (the run's log), and to stdout for the CLI."""
+    log.info(line)
+    if echo:
+        print(line, flush=True)
+
+
+def set_aside(checkpoint: Path, error: Exception) -> Path:
+    """Move an unreadable checkpoint (and its .json) out of the cache's way; returns the new path.
+
+    Why: a corrupt or foreign file at the cache path would otherwise be hit
+    on every load, and ``judge='auto'`` could never replace it. The file is
+    kept (renamed ``<stem>.unreadable-<UTC time>.pt``) so it can be inspected.
+    The warning names the file and the error's type only: torch's message
+    for a refused weights-only load suggests ``weights_only=False``, which
+    would execute code from an untrusted file, and must not be repeated.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside, n = checkpoint.with_name(f"{checkpoint.stem}.unreadable-{stamp}.pt"), 1
+    while aside.exists():  # two failures within a second keep both files
+        aside, n = checkpoint.with_name(f"{checkpoint.stem}.unreadable-{stamp}-{n}.pt"), n + 1
+    os.replace(checkpoint, aside)
+    meta = checkpoint.with_suffix(".json")
+    if meta.exists():
+        os.replace(meta, aside.with_suffix(".json"))
+    log.warning("judge checkpoint %s could not be read as a judge (%s); moved aside to %s",
+                checkpoint, type(error).__name__, aside)
+    return aside
 
 
 def load_checkpoint(path: Path) -> nn.Module:
@@ -183,11 +238,16 @@ def load_judge(dataset: str, data_dir: str = "", image_size: int = 0, timesteps:
 
     Returns a callable images [B, C, H, W] (or events [B, T, C, H, W]) -> logits
     [B, K] in eval mode without grad, or None when no checkpoint exists and it
-    cannot be trained (not allowed, or the dataset's files are absent).
+    cannot be trained (not allowed, or the dataset's files are absent). A
+    checkpoint that fails to load (corrupt, truncated, not ours, refused by
+    the weights-only loader) is moved aside (``set_aside``) and treated as missing.
     """
     checkpoint, _ = cache_paths(dataset, data_dir, image_size, timesteps, seed, cache_dir)
     if checkpoint.exists():
-        return ModelJudge(load_checkpoint(checkpoint))
+        try:
+            return ModelJudge(load_checkpoint(checkpoint))
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is set aside, never trusted
+            set_aside(checkpoint, exc)
     if not train_if_missing:
         return None
     try:
@@ -211,10 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(int(os.environ.get("FEDSNN_THREADS", "1")))
     recipe = recipe_for(args.dataset, args.data_dir)
     recipe = replace(recipe, epochs=args.epochs) if args.epochs else recipe
-    _, acc = train_judge(args.dataset, args.data_dir, args.image_size, args.timesteps, args.seed,
-                         args.cache_dir, recipe, log=True)
-    print(f"{args.dataset} judge ({recipe.arch}) test accuracy: {100 * acc:.2f}%")
-    print(f"saved to {cache_paths(args.dataset, args.data_dir, args.image_size, args.timesteps, args.seed, args.cache_dir)[0]}")
+    train_judge(args.dataset, args.data_dir, args.image_size, args.timesteps, args.seed, args.cache_dir, recipe,
+                log=True)  # prints the start and end lines (accuracy, checkpoint path)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """Scoring an attack's output against ground truth it is handed (never fetched here).
 
 Reconstructions are matched to the client's originals and scored per sample
-(``fedsnn.analysis.metrics``); GAMIN's ground-truth metrics (F_S, A_S, A_T)
-are computed here too. The ground truth itself is re-derived by the
+(``fedsnn.analysis.metrics``); GAMIN's are in ``fedsnn.analysis.gamin_scoring``. The ground truth itself is re-derived by the
 experiment floor (``fedsnn.experiment.ground_truth``); nothing in this
 module is reachable from ``attacks/``, and no Flower message carries it.
 """
@@ -10,14 +9,16 @@ module is reachable from ``attacks/``, and no Flower message carries it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 
-from attacks.blackbox import GaminResult, QueryOracle, fidelity, percent_correct, random_probes
+from attacks.core import AuxiliaryData
 
 from fedsnn.task.data import LabelledData
 from fedsnn.analysis.metrics import Judge, SampleRecord, match_originals, score_batch
+
+CONTROLS = ("mean_image", "label_only", "initial")  # guesses that need no leakage but the label's
+GAIN_METRICS = ("ssim", "psnr")  # headline: how far the attack is above the label-only guess
 
 
 def score_reconstruction(
@@ -36,27 +37,46 @@ def score_reconstruction(
     return records, LabelledData(originals, labels, truth.num_classes, truth.class_names)
 
 
-@torch.no_grad()
-def evaluate_gamin(results: Sequence[GaminResult], test_data: LabelledData, eval_oracle: QueryOracle,
-                   num_random: int = 512, seed: int = 0, probes: str = "normal") -> list[GaminResult]:
-    """Fill F_S, A_S and A_T using ground truth and an evaluation oracle (analysis side only).
+def control_guesses(aux: AuxiliaryData, inferred_labels: torch.Tensor | None,
+                    initial: torch.Tensor | None, count: int) -> dict[str, torch.Tensor]:
+    """What an attacker holds without reading the update, [count, ...] each, aligned with the reconstructions.
 
-    F_S uses one shared batch of ``num_random`` random inputs for every class,
-    drawn from the attack's probe distribution (``GaminConfig.probes``);
-    A_T is the target's own top-1 decision (argmax spike count for the SNN)
-    on each class's samples. ``eval_oracle`` should be unbudgeted and separate
-    from the attacker's, so these queries are not charged to the attack.
+    'mean_image': the mean of the auxiliary data (data the attacker may hold);
+    'label_only': the class mean of each inferred label (the label alone, which
+    iDLG reads off the last layer); 'initial': the attack's own starting dummy
+    (absent when the attack did not record one). A label outside the classes
+    (a failed attack's -1) gets the overall mean.
     """
-    gen = torch.Generator().manual_seed(seed)
-    inputs = random_probes(num_random, eval_oracle.input_shape, probes, gen)
-    probe_scores = torch.cat([eval_oracle.query(chunk) for chunk in inputs.split(64)])
-    evaluated = []
-    for r in results:
-        s_test = torch.cat([r.surrogate(x).argmax(-1) for x in test_data.samples.split(1000)])
-        evaluated.append(replace(
-            r,
-            fidelity=fidelity(probe_scores, r.surrogate(inputs)),
-            surrogate_accuracy=percent_correct(s_test, test_data.labels),
-            target_accuracy=percent_correct(eval_oracle.predict(r.samples), r.target_class),
-        ))
-    return evaluated
+    mean = aux.mean()
+    guesses = {"mean_image": mean.expand(count, *mean.shape).clone()}
+    if inferred_labels is not None:
+        labels = inferred_labels[:count].long().cpu()
+        known = (labels >= 0) & (labels < aux.num_classes)
+        guesses["label_only"] = torch.where(known.view(-1, *[1] * mean.dim()),
+                                            aux.class_means()[labels.clamp(0, aux.num_classes - 1)], mean)
+    if initial is not None and initial.numel():
+        guesses["initial"] = initial[:count].detach().cpu().float()
+    return guesses
+
+
+def score_controls(originals: torch.Tensor, original_labels: torch.Tensor, aux: AuxiliaryData,
+                   inferred_labels: torch.Tensor | None, initial: torch.Tensor | None,
+                   judge: Judge | None) -> dict[str, list[SampleRecord]]:
+    """Each control scored exactly like a reconstruction, against the same (matched) originals.
+
+    originals [k, ...] and original_labels [k] are those the reconstructions
+    were matched to, in reconstruction order; the judge's verdict on the
+    controls is ASR's floor.
+    """
+    k = len(originals)
+    labels = None if inferred_labels is None else inferred_labels[:k].long().cpu()
+    return {name: score_batch(guess.to(originals.dtype), originals, original_labels,
+                              labels if name == "label_only" else None, judge, match=False)
+            for name, guess in control_guesses(aux, labels, initial, k).items()}
+
+
+def gains(records: Sequence[SampleRecord], control: Sequence[SampleRecord]) -> list[dict[str, float]]:
+    """Per sample, the attack's score minus the control's on the same original (GAIN_METRICS)."""
+    if len(records) != len(control):
+        raise ValueError(f"{len(records)} records against {len(control)} control records")
+    return [{m: getattr(r, m) - getattr(c, m) for m in GAIN_METRICS} for r, c in zip(records, control)]

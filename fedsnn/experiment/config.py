@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from fedsnn.task.data import DATASETS, PARTITIONINGS
+from fedsnn.task.data import DATASETS, EVENT_DATASETS, PARTITIONINGS
 from attacks import ATTACK_NAMES
 from attacks.core import DEVICES as ATTACK_DEVICES
 from attacks.core import FEDAVG_HANDLINGS, MODES, THRESHOLDINGS
@@ -73,7 +74,8 @@ class RunConfig:
     attack_optimizer: str = field(default="lbfgs", metadata=_doc("Attack optimiser", choices=ATTACK_OPTIMIZERS))
     attack_iterations: int = field(default=50, metadata=_doc("Optimiser steps per attack (GRNN: generator updates); the faithful DLG/iDLG budget is 300", min=1))
     attack_restarts: int = field(default=1, metadata=_doc("Random restarts per attack; the best match is kept", min=1))
-    attack_time_budget: float = field(default=60.0, metadata=_doc("Wall-clock guard per attack (s); stops it as 'budget'; results then depend on machine speed", gt=0))
+    attack_time_budget: float = field(default=0.0, metadata=_doc("Wall-clock safety guard per attack (s); 0 = off. Attacks stop on iterations and attack-tolerance; a guard that fires is recorded (reason 'time guard fired', time-guard-fired) and makes results depend on machine speed", min=0))
+    attack_tolerance: float = field(default=1e-6, metadata=_doc("Attacks stop as 'converged' once the matching loss is below it; sets success-case PSNR (1e-6: ~60 dB, 1e-9: ~75 dB on MNIST)", min=0))
     fedavg_handling: str = field(default="average-gradient", metadata=_doc("How a multi-step update is read", choices=FEDAVG_HANDLINGS))
     thresholding: str = field(default="none", metadata=_doc("Spike thresholding of SNN reconstructions", choices=THRESHOLDINGS))
     tau: float = field(default=0.5, metadata=_doc("Threshold tau for spike thresholding", gt=0, max=1))
@@ -88,6 +90,7 @@ class RunConfig:
     ldp_epsilon: float = field(default=1.0, metadata=_doc("local-dp: LocalDpMod's epsilon per round (sensitivity = clip-norm)", gt=0))
     topk_fraction: float = field(default=0.1, metadata=_doc("topk: fraction of update entries kept (largest magnitude)", gt=0, max=1))
     quant_bits: int = field(default=8, metadata=_doc("quantize: bits per update entry (2^b uniform levels per tensor)", min=1))
+    source_commit: str = field(default="", metadata=_doc("Git commit ('+dirty' if modified) of the checkout fedsnn-run started from; set by fedsnn-run, recorded in config.json"))
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:
@@ -107,14 +110,15 @@ class RunConfig:
     def __post_init__(self) -> None:
         for key, f in self.keys().items():
             _check(key, getattr(self, f.name), f.metadata)
+        _check_path_component("name", self.name)
         if self.dataset != "mnist" and not self.data_dir:
             raise RunConfigError(
                 "data-dir", self.data_dir,
                 f"a folder holding '{self.dataset}' (only 'mnist' has a built-in sample); see README 'Real data'",
             )
 
-        if self.dataset == "dvs-gesture" and self.model != "snn-lenet":
-            raise RunConfigError("model", self.model, "'snn-lenet' for event data (dvs-gesture has no ANN input)")
+        if self.dataset in EVENT_DATASETS and self.model != "snn-lenet":
+            raise RunConfigError("model", self.model, f"'snn-lenet' for event data ({self.dataset} has no ANN input)")
 
         if self.device == "cuda" and not torch.cuda.is_available():
             raise RunConfigError("device", self.device, "'cpu' or 'auto' (no CUDA device is visible)")
@@ -127,7 +131,7 @@ class RunConfig:
         self.gamin_class_list()
         if self.quant_bits > 16:
             raise RunConfigError("quant-bits", self.quant_bits, "an integer from 1 to 16")
-        if self.gamin_round_set() and self.dataset == "dvs-gesture":
+        if self.gamin_round_set() and self.dataset in EVENT_DATASETS:
             raise RunConfigError("gamin-rounds", self.gamin_rounds, "'none' for event data (GAMIN generates static inputs)")
 
     @property
@@ -149,19 +153,28 @@ class RunConfig:
         if self.gamin_classes.strip().lower() == "all":
             return None
         try:
-            classes = [int(c) for c in self.gamin_classes.split(",") if c.strip()]
+            classes = [int(c) for c in self.gamin_classes.split(",")]
         except ValueError:
             classes = []
-        if not classes or min(classes) < 0:
-            raise RunConfigError("gamin-classes", self.gamin_classes, "'all' or a list of class indices like '0,3,7'")
+        if not classes or min(classes) < 0 or len(set(classes)) != len(classes):
+            raise RunConfigError("gamin-classes", self.gamin_classes, "'all' or a list of distinct class indices like '0,3,7'")
         return classes
+
+    def check_classes(self, num_classes: int) -> None:
+        """GAMIN's classes must exist in the dataset (known once its data is loaded)."""
+        classes = self.gamin_class_list() or []
+        if self.gamin_round_set() and classes and max(classes) >= num_classes:
+            raise RunConfigError("gamin-classes", self.gamin_classes,
+                                 f"'all' or class indices 0..{num_classes - 1} ('{self.dataset}' has {num_classes} classes)")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, f.name) for k, f in self.keys().items()}
 
     def digest(self) -> str:
-        """Short stable hash of the full config, stamped on every result line."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        """Short stable hash of the settings, stamped on every result line (where the
+        code came from, ``source-commit``, is recorded beside it, not hashed)."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "source-commit"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def markdown_table() -> str:
@@ -193,6 +206,8 @@ def _convert(key: str, value: Any, f: dataclasses.Field) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RunConfigError(key, value, "a number")
+        if not math.isfinite(value):
+            raise RunConfigError(key, value, "a finite number")
         return float(value)
     if not isinstance(value, str):
         raise RunConfigError(key, value, "a string")
@@ -203,7 +218,7 @@ def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     if "choices" in meta and value not in meta["choices"]:
         raise RunConfigError(key, value, meta["choices"])
     if "min" in meta and value < meta["min"]:
-        raise RunConfigError(key, value, f"an integer >= {meta['min']}")
+        raise RunConfigError(key, value, f"{'an integer' if isinstance(value, int) else 'a number'} >= {meta['min']}")
     if "gt" in meta and not value > meta["gt"]:
         raise RunConfigError(key, value, f"a number > {meta['gt']}" + (f" and <= {meta['max']}" if "max" in meta else ""))
     if "max" in meta and value > meta["max"]:
@@ -211,26 +226,35 @@ def _check(key: str, value: Any, meta: Mapping[str, Any]) -> None:
 
 
 def _rounds(key: str, spec: str, last: int) -> frozenset[int]:
-    """Parse 'all', 'none', 'last', 'every:K' or '1,3,5' into round numbers."""
+    """Parse 'all', 'none', 'last', 'every:K' or '1,3,5' into round numbers, all within 1..last."""
     text = spec.strip().lower()
+    if text == "all":
+        return frozenset(range(1, last + 1))
+    if text == "none":
+        return frozenset()
+    if text == "last":
+        return frozenset({last})
     try:
-        if text == "all":
-            return frozenset(range(1, last + 1))
-        if text == "none":
-            return frozenset()
-        if text == "last":
-            return frozenset({last})
         if text.startswith("every:"):
             k = int(text.split(":", 1)[1])
-            if k >= 1:
-                return frozenset(range(k, last + 1, k))
+            rounds = frozenset(range(k, last + 1, k)) if k >= 1 else frozenset()
         else:
-            rounds = frozenset(int(r) for r in text.split(",") if r.strip())
-            if rounds and min(rounds) >= 1:
-                return rounds
+            rounds = frozenset(int(r) for r in text.split(","))  # '1,,3': int('') raises
     except ValueError:
-        pass
-    raise RunConfigError(key, spec, "'all', 'none', 'last', 'every:K' (K >= 1) or a list like '1,3,5'")
+        rounds = frozenset()
+    if not rounds or min(rounds) < 1:
+        raise RunConfigError(key, spec, f"'all', 'none', 'last', 'every:K' (1 <= K <= num-rounds {last}) "
+                                        "or a list like '1,3,5'")
+    if max(rounds) > last:
+        beyond = ", ".join(str(r) for r in sorted(rounds) if r > last)
+        raise RunConfigError(key, spec, f"rounds between 1 and num-rounds ({last}); round {beyond} never runs")
+    return rounds
+
+
+def _check_path_component(key: str, value: str) -> None:
+    """A name becomes one folder name: no separators, not '.', '..' or empty."""
+    if not value or value in (".", "..") or any(c in value for c in "/\\\0") or value != value.strip():
+        raise RunConfigError(key, value, "a single folder name without '/', '\\\\', '.' or '..', e.g. 'snn-run1'")
 
 
 if __name__ == "__main__":  # python -m fedsnn.experiment.config > table.md

@@ -27,6 +27,15 @@ METRIC_COLUMNS = [
 ]
 
 
+def launched_from(cfg: RunConfig) -> dict[str, Any]:
+    """The checkout fedsnn-run was started from (Flower runs a copy without .git)."""
+    commit = cfg.source_commit
+    if not commit:
+        return {"git-commit": None, "git-dirty": None,
+                "null-reasons": {"git-commit": "not launched by fedsnn-run: source-commit is empty"}}
+    return {"git-commit": commit.removesuffix("+dirty"), "git-dirty": commit.endswith("+dirty")}
+
+
 class FederationRecorder:
     """Creates the run folder and appends one metrics line per round (``record_round``)."""
 
@@ -40,7 +49,8 @@ class FederationRecorder:
     def create(cls, cfg: RunConfig, extra: dict[str, Any] | None = None) -> "FederationRecorder":
         run_dir = create_run_dir(cfg.output_dir, cfg.name)
         write_json(run_dir / "config.json", {
-            "run-config": cfg.to_dict(), "config-hash": cfg.digest(), **provenance(), **(extra or {}),
+            "run-config": cfg.to_dict(), "config-hash": cfg.digest(), **provenance(), **launched_from(cfg),
+            **(extra or {}),
         })
         log.info("fedsnn run folder: %s", run_dir.resolve())
         return cls(cfg, run_dir)
@@ -52,7 +62,8 @@ class FederationRecorder:
         """Client-side facts of a round (who trained, who failed), merged into its line."""
         self.round_stats.setdefault(server_round, {}).update(stats)
 
-    def record_round(self, server_round: int, evaluation: dict[str, float]) -> None:
+    def record_round(self, server_round: int, evaluation: dict[str, float | None]) -> dict[str, Any]:
+        """One metrics line; ``evaluation`` holds None values for a round that produced no model."""
         stats = {"train-loss": None, "clients-ok": 0, "clients-failed": [], **self.round_stats.pop(server_round, {})}
         record = {
             "round": server_round, "model": self.cfg.model, "dataset": self.cfg.dataset,
@@ -60,4 +71,9 @@ class FederationRecorder:
             "elapsed-s": round(self.clock.seconds(), 3), "config-hash": self.cfg.digest(), **stats,
         }
         self.metrics.append(record)
-        log.info("round %d: global test accuracy %.4f, loss %.4f", server_round, evaluation["accuracy"], evaluation["loss"])
+        if evaluation["accuracy"] is None:
+            log.info("round %d: no global model (no client trained)", server_round)
+        else:
+            log.info("round %d: global test accuracy %.4f, loss %.4f, clients trained %d, failed %d", server_round,
+                     evaluation["accuracy"], evaluation["loss"], stats["clients-ok"], len(stats["clients-failed"]))
+        return record

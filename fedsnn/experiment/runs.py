@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,11 +38,36 @@ def create_run_dir(output_dir: str | Path, name: str) -> Path:
     raise FileExistsError(f"could not create a fresh run folder under {base}")
 
 
+def strict_json(obj: Any, indent: int | None = None) -> str:
+    """JSON text without NaN or Infinity (which are not JSON).
+
+    Each non-finite number becomes null, and the record gets a ``null-reasons``
+    field naming where and what it was: {"test-loss": "nan"}.
+    """
+    reasons: dict[str, str] = {}
+    clean = _finite_only(obj, "", reasons)
+    if reasons and isinstance(clean, dict):
+        clean = {**clean, "null-reasons": {**clean.get("null-reasons", {}), **reasons}}
+    return json.dumps(clean, indent=indent, sort_keys=True, default=str, allow_nan=False)
+
+
+def _finite_only(obj: Any, where: str, reasons: dict[str, str]) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        reasons[where or "value"] = repr(obj)
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_only(v, f"{where}.{k}" if where else str(k), reasons) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_only(v, f"{where}[{i}]", reasons) for i, v in enumerate(obj)]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalars
+        return _finite_only(obj.item(), where, reasons)
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write a JSON file that must not exist yet (results are never overwritten)."""
     with open(path, "x") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
+        f.write(strict_json(obj, indent=2) + "\n")
 
 
 class RecordLog:
@@ -57,7 +83,7 @@ class RecordLog:
 
     def append(self, record: dict[str, Any]) -> None:
         with open(self.jsonl, "a") as f:
-            f.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            f.write(strict_json(record) + "\n")
             f.flush()
         if self.csv_path is not None:
             self._append_csv(record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks import AttackConfig
+from attacks import AttackConfig, AuxiliaryData
 from attacks.blackbox import GaminConfig
 from fedsnn.experiment.config import RunConfig
 
@@ -22,12 +22,18 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def attack_config(cfg: RunConfig) -> AttackConfig:
-    """The curious server's attack settings (the optimiser's lr is the attack's own default)."""
-    return AttackConfig(
+def attack_config(cfg: RunConfig, auxiliary: AuxiliaryData | None = None) -> AttackConfig:
+    """The curious server's attack settings (the optimiser's lr is the attack's own default).
+
+    ``auxiliary``: the data the attacker declares (``fedsnn.experiment.auxiliary``:
+    by default the test split, checked disjoint from every shard); the learned
+    attack needs it, and its ``source`` goes into every record that used it.
+    """
+    return AttackConfig(auxiliary=auxiliary,
         optimizer=cfg.attack_optimizer, iterations=cfg.attack_iterations, grnn_iterations=cfg.attack_iterations,
         restarts=cfg.attack_restarts, seed=cfg.seed, thresholding=cfg.thresholding, tau=cfg.tau,
-        fedavg_handling=cfg.fedavg_handling, time_budget_s=cfg.attack_time_budget, max_samples=cfg.attack_samples,
+        fedavg_handling=cfg.fedavg_handling, time_budget_s=cfg.attack_time_budget or None, max_samples=cfg.attack_samples,
+        tolerance=cfg.attack_tolerance,
         device=resolve_device(cfg.device),
     )
 

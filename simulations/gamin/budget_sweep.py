@@ -20,7 +20,7 @@ import torch
 
 from attacks.blackbox import GaminConfig, attack_class, oracle_for_target
 from fedsnn.task.data import load_dataset
-from fedsnn.analysis.scoring import evaluate_gamin
+from fedsnn.analysis.gamin_scoring import evaluate_gamin
 from simulations.gamin.report import write_rows
 from simulations.gamin.reproduce import add_cached_target_args, load_cached_target
 

@@ -1,64 +1,140 @@
-"""Tables (CSV + markdown) and image grids for the GAMIN reproduction."""
+"""Tables (CSV + markdown) and image grids for the GAMIN reproduction, ours beside the paper's.
+
+Every figure is ``value [low, high]``: means over (seed, class) units with a
+percentile bootstrap interval, per-class rates pooled over seeds with a
+Wilson interval (``fedsnn.analysis.gamin_scoring``). Rows: each target kind,
+its untrained control, the references (random probes = floor, class means
+and held-out images = ceilings) and the paper's figures.
+"""
 
 from __future__ import annotations
 
 import csv
-import statistics
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+from fedsnn.analysis.gamin_scoring import mean_interval, wilson
+from server.black_box import plot_leakage_grid
+from simulations.gamin.paper import TABLE_I, TABLE_II
+from simulations.gamin.units import load_samples
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from attacks.blackbox import GaminResult  # noqa: E402
-from simulations.gamin.paper import TABLE_I, TABLE_II  # noqa: E402
-
-METRICS = ("m_global", "fidelity", "surrogate_accuracy", "combined_accuracy", "target_accuracy")
-HEADERS = ("M_global", "F_S", "A_S", "A_SoG", "A_T")
+PAPER_METRICS = ("m_global", "fidelity", "surrogate_accuracy", "combined_accuracy", "target_accuracy")
+LEAK_METRICS = ("judge_recognised", "closer_ssim", "closer_feature", "median_ssim_own")
+HEADERS = ("M_global", "F_S", "A_S %", "A_SoG %", "A_T %", "judge-recognised %", "closer to own class: SSIM %",
+           "closer to own class: judge features %", "SSIM to nearest own-class training image (median)")
+REFERENCES = {"random-probe": "random U(0,1) probes (floor)", "class-mean": "class-mean image (ceiling)",
+              "held-out": "held-out real images (ceiling)"}
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def cell(values: Sequence[float | None], digits: int) -> str:
+    """'mean [low, high]' over units (bootstrap), '-' when nothing was measured."""
+    mean, low, high = mean_interval([v for v in values if v is not None])
+    if mean != mean:  # NaN: no value
+        return "-"
+    if low != low:
+        return f"{mean:.{digits}f} (n=1)"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def unit_value(line: dict, metric: str) -> float | None:
+    """A unit's figure: the paper's metrics as recorded, leakage rates in percent."""
+    if metric in PAPER_METRICS or metric.startswith("median"):
+        return line.get(metric)
+    rate = line.get(metric)
+    return None if rate is None else 100 * rate["rate"]
 
 
 def _paper_cells(dataset: str, kind: str) -> list[str]:
     (m, ms), fs, (a_s, a_ss), a_sog, a_t = TABLE_II[(dataset, kind)]
-    return [f"{m:.4f} ± {ms:.2f}", f"{fs:.4f}", f"{a_s:.2f} ± {a_ss:.1f}", f"{a_sog:.1f}", f"{a_t:.1f}"]
+    return [f"{m:.4f} ± {ms:.2f}", f"{fs:.4f}", f"{a_s:.2f} ± {a_ss:.1f}", f"{a_sog:.1f}", f"{a_t:.1f}",
+            *["-"] * len(LEAK_METRICS)]
 
 
-def write_per_class(path: Path, kind: str, results: Sequence[GaminResult]) -> None:
-    """One row per attacked class with every metric, queries and wall time."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.writer(f)
-        if new:
-            w.writerow(["target", "class", *METRICS, "queries", "iterations", "best_iteration", "wall_time_s"])
-        for r in results:
-            w.writerow([kind, r.target_class, *(f"{getattr(r, m):.6f}" for m in METRICS),
-                        r.queries, r.iterations, r.best_iteration, f"{r.wall_time_s:.2f}"])
+def table2_rows(dataset: str, units: list[dict], references: dict[str, list[dict]]) -> list[list[str]]:
+    kinds = list(dict.fromkeys(u["kind"] for u in units))
+    rows = []
+    for kind in kinds:
+        mine = [u for u in units if u["kind"] == kind]
+        ok = [u for u in mine if u["status"] == "ok"]
+        seeds = sorted({u["seed"] for u in mine})
+        label = f"{len(ok)} units, seeds {','.join(map(str, seeds))}"
+        if not ok:
+            rows.append([kind.upper(), "ours", f"status {mine[0]['status']} ({len(mine)} units): {mine[0].get('reason', '')}",
+                         *["-"] * len(HEADERS)])
+            continue
+        cells = [cell([unit_value(u, m) for u in ok], 3 if m in ("m_global", "fidelity", "median_ssim_own") else 1)
+                 for m in PAPER_METRICS + LEAK_METRICS]
+        rows.append([kind.upper(), "ours", label, *cells])
+        if "-" not in kind and (dataset, kind) in TABLE_II:
+            rows.append([kind.upper(), "paper", "10 classes" if dataset == "mnist" else "40 classes",
+                         *_paper_cells(dataset, kind)])
+    attacked = {u["class"] for u in units}
+    for name, title in REFERENCES.items():  # over the attacked classes only: floors differ by class
+        per_class = [r for r in references.get(name, []) if r["class"] in attacked]
+        cells = [cell([unit_value(r, m) for r in per_class], 3 if m.startswith("median") else 1) for m in LEAK_METRICS]
+        rows.append([title, "reference", f"{len(per_class)} classes", *["-"] * 5, *cells])
+    return rows
 
 
-def write_tables(out: Path, dataset: str, accuracy: dict[str, float], results: dict[str, list[GaminResult]]) -> str:
-    """Table I and Table II, ours beside the paper's, as CSV and markdown; returns the markdown."""
-    rows1 = [[dataset, k.upper(), f"{accuracy[k]:.2f}", f"{TABLE_I[(dataset, k)]:.2f}"] for k in accuracy]
-    rows2 = []
-    for kind, res in results.items():
-        cells = []
-        for m in METRICS:
-            mean, std = _mean_std([getattr(r, m) for r in res])
-            cells.append(f"{mean:.4f} ± {std:.2f}" if m in ("m_global", "fidelity") else f"{mean:.2f} ± {std:.1f}")
-        rows2.append([dataset, kind.upper(), "ours", *cells])
-        rows2.append([dataset, kind.upper(), "paper", *_paper_cells(dataset, kind)])
-    head1 = ["dataset", "target", "test accuracy (ours)", "paper"]
-    head2 = ["dataset", "target", "source", *HEADERS]
-    for name, head, rows in (("table1", head1, rows1), ("table2", head2, rows2)):
-        with (out / f"{name}.csv").open("w", newline="") as f:
-            csv.writer(f).writerows([head, *rows])
+def per_class_rows(units: list[dict], references: dict[str, list[dict]], metric: str) -> tuple[list[str], list[list[str]]]:
+    """Rows = classes; columns = kinds (rate pooled over seeds, Wilson) and the references."""
+    kinds = [k for k in dict.fromkeys(u["kind"] for u in units) if any(u["kind"] == k and u["status"] == "ok" for u in units)]
+    classes = sorted({u["class"] for u in units})
+    head = ["class", *[k.upper() for k in kinds], *REFERENCES]
+    rows = []
+    for c in classes:
+        row = [str(c)]
+        for kind in kinds:
+            got = [u[metric] for u in units if u["kind"] == kind and u["class"] == c and u["status"] == "ok" and u.get(metric)]
+            row.append(_pooled([g["k"] for g in got], [g["n"] for g in got]))
+        for name in REFERENCES:
+            got = [r[metric] for r in references.get(name, []) if r["class"] == c and r.get(metric)]
+            row.append(_pooled([g["k"] for g in got], [g["n"] for g in got]))
+        rows.append(row)
+    return head, rows
+
+
+def _pooled(ks: Sequence[int], ns: Sequence[int]) -> str:
+    if not ns:
+        return "-"
+    rate, low, high = wilson(sum(ks), sum(ns))
+    return f"{100 * rate:.0f} [{100 * low:.0f}, {100 * high:.0f}] ({sum(ks)}/{sum(ns)})"
+
+
+def target_accuracy_rows(units: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Rows = classes; columns = kinds: A_T per seed ('100/0/100')."""
+    kinds = [k for k in dict.fromkeys(u["kind"] for u in units) if any(u["kind"] == k and u["status"] == "ok" for u in units)]
+    classes = sorted({u["class"] for u in units})
+    rows = []
+    for c in classes:
+        row = [str(c)]
+        for kind in kinds:
+            got = sorted((u["seed"], u["target_accuracy"]) for u in units if u["kind"] == kind and u["class"] == c
+                         and u["status"] == "ok")
+            row.append("/".join(f"{a:.0f}" for _, a in got) or "-")
+        rows.append(row)
+    return ["class", *[k.upper() for k in kinds]], rows
+
+
+def write_leakage_tables(out: Path, dataset: str, accuracy: dict[str, float], units: list[dict],
+                         references: dict[str, list[dict]]) -> str:
+    """Table I, Table II (ours, controls, references, paper) and per-class tables; returns the markdown."""
+    head1 = ["dataset", "target (seed)", "test accuracy % (ours)", "paper"]
+    rows1 = [[dataset, name.upper(), f"{acc:.2f}", f"{TABLE_I[(dataset, name.split('-')[0])]:.2f}" if "-s" in name
+              and name.count("-") == 1 else "-"] for name, acc in accuracy.items()]
+    head2 = ["target", "source", "units", *HEADERS]
+    rows2 = table2_rows(dataset, units, references)
+    with (out / "table2.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([head2, *rows2])
     md = "## Table I: target test accuracy (%)\n\n" + markdown_table(head1, rows1)
-    md += "\n## Table II: GAMIN metrics, mean ± std across classes\n\n" + markdown_table(head2, rows2)
+    md += ("\n## Table II: GAMIN metrics and leakage checks, mean [95% bootstrap interval] over (seed, class) units\n\n"
+           + markdown_table(head2, rows2))
+    head, rows = target_accuracy_rows(units)
+    md += "\n## A_T per class (%, one figure per seed)\n\n" + markdown_table(head, rows)
+    for metric, title in (("judge_recognised", "Judge-recognised rate per class"),
+                          ("closer_ssim", "Closer to own class than to the others (SSIM) per class")):
+        head, rows = per_class_rows(units, references, metric)
+        md += f"\n## {title}: % [Wilson 95%] (k/n samples, pooled over seeds)\n\n" + markdown_table(head, rows)
     (out / "tables.md").write_text(md)
     return md
 
@@ -75,25 +151,14 @@ def write_rows(out_dir: Path, stem: str, head: Sequence[str], rows: Sequence[Seq
     (out_dir / f"{stem}.md").write_text(markdown_table(head, rows))
 
 
-def save_grid(path: Path, results: dict[str, list[GaminResult]], originals: dict[int, torch.Tensor],
-              max_classes: int = 10, per_class: int = 1) -> None:
-    """Figs 3-4 layout: one column per class; rows = a real training image,
-    then ``per_class`` inverted samples for each target kind."""
-    classes = [r.target_class for r in next(iter(results.values()))][:max_classes]
-    rows = ["original"] + [f"{k.upper()} #{i + 1}" for k in results for i in range(per_class)]
-    fig, axes = plt.subplots(len(rows), len(classes), figsize=(1.2 * len(classes), 1.3 * len(rows)), squeeze=False)
-    by_class = {k: {r.target_class: r for r in res} for k, res in results.items()}
-    for j, c in enumerate(classes):
-        images = [originals[c]] + [by_class[k][c].samples[i] for k in results for i in range(per_class)]
-        for i, img in enumerate(images):
-            ax = axes[i][j]
-            ax.imshow(img.squeeze(0).numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(str(c), fontsize=8)
-            if j == 0:
-                ax.set_ylabel(rows[i], fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+def save_leakage_grid(path: Path, samples_dir: Path, units: list[dict], seed: int, title: str,
+                      per_class: int = 1) -> None:
+    """Per class, each kind's inverted samples beside their nearest training image (from the unit records)."""
+    kinds = [k for k in dict.fromkeys(u["kind"] for u in units) if any(u["kind"] == k and u["status"] == "ok" for u in units)]
+    panels = {}
+    for kind in kinds:
+        found = {u["class"]: load_samples(samples_dir / f"{kind}-s{seed}-c{u['class']}.pt")
+                 for u in units if u["kind"] == kind and u["seed"] == seed and u["status"] == "ok"}
+        panels[kind.upper()] = {c: blob for c, blob in found.items() if blob is not None}
+    if any(panels.values()):
+        plot_leakage_grid(path, panels, title, per_class)

@@ -10,40 +10,31 @@ from collections.abc import Callable
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from attacks.core import ObservedUpdate
-from fedsnn.task.models import ModelSpec, build_model
+from fedsnn.experiment.simulated_client import client_update
+from fedsnn.task.models import ModelSpec
 
 MakeUpdate = Callable[..., ObservedUpdate]
 
 
 @pytest.fixture()
 def make_update() -> MakeUpdate:
-    """Build the update a client would send after SGD on (samples, labels).
+    """The update a client would send after SGD on (samples, labels): ``simulated_client.client_update``.
 
-    samples: [B, C, H, W] images or [B, T, C, H, W] events; the client feeds
-    events to the SNN as [T, B, C, H, W]. Consecutive minibatches of
-    ``batch_size`` are taken in order, ``local_steps`` times.
+    samples: [B, C, H, W] images or [B, T, C, H, W] events; consecutive
+    minibatches of ``batch_size`` are taken in order, ``local_steps`` times.
+    ``modality`` is checked against the one the builder reads off the shape.
     """
 
     def make(
         spec: ModelSpec, samples: torch.Tensor, labels: torch.Tensor, lr: float = 0.1, seed: int = 0,
         local_steps: int = 1, batch_size: int | None = None, mode: str = "fedsgd", modality: str = "image",
     ) -> ObservedUpdate:
-        model = build_model(spec, seed=seed)
-        sent = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        optimiser = torch.optim.SGD(model.parameters(), lr=lr)
-        n, batch = len(labels), batch_size or len(labels)
-        for step in range(local_steps):
-            start = (step * batch) % n
-            x = samples[start : start + batch]
-            x = x.transpose(0, 1) if x.dim() == 5 else x
-            optimiser.zero_grad()
-            F.cross_entropy(model(x), labels[start : start + batch]).backward()
-            optimiser.step()
-        returned = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return ObservedUpdate(spec, sent, returned, mode, lr, local_steps, batch, n, modality=modality)
+        update = client_update(spec, seed, samples, labels, lr, local_steps, batch_size, mode)
+        if update.modality != modality:
+            raise ValueError(f"samples of shape {tuple(samples.shape)} are {update.modality}, not {modality}")
+        return update
 
     return make
 

@@ -116,7 +116,7 @@ def test_time_budget_and_wall_time_are_per_victim(make_update, mnist_digits) -> 
     tiny = AttackConfig(iterations=5, max_eval=3, time_budget_s=1e-9, stall_patience=0)
     alone = attacks.get_attack("dlg")(observed[0], tiny)
     for r in reconstruct_many(observed, tiny, "dlg", max_victims=2):
-        assert r.reason == alone.reason == "time budget spent after 1 steps" and r.iterations == 1
+        assert r.reason == alone.reason == "time guard fired after 1 steps (wall-clock safety limit)" and r.iterations == 1
     config = AttackConfig(iterations=3, max_eval=3)
     start = time.perf_counter()
     results = reconstruct_many(observed, config, "dlg", max_victims=2)

@@ -83,7 +83,7 @@ def test_the_decisions_themselves() -> None:
     assert found["stalled"] == ("budget", "stalled: loss unchanged for 2 steps at 2")
     assert found["iterations"] == ("budget", "4 iterations spent")
     timed, _ = batched([SCRIPTS["iterations"]], keep_initial=True, out_of_time=True)
-    assert timed[0].reason == "time budget spent after 1 steps" and timed[0].iterations == 1
+    assert timed[0].reason == "time guard fired after 1 steps (wall-clock safety limit)" and timed[0].iterations == 1
     _, kept = batched([SCRIPTS["best-at-start"]], keep_initial=False, out_of_time=False)
     assert kept == [2.0]  # Algorithm 2: the untouched start may not be returned
 

@@ -6,11 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from fedsnn.task.data.base import LabelledData, Split
-from fedsnn.task.data.loaders import DATASETS, LOADERS
+from fedsnn.task.data.loaders import DATASETS, EVENT_DATASETS, LOADERS
 from fedsnn.task.data.partition import PARTITIONINGS, class_histograms, partition
 
 __all__ = [
-    "DATASETS", "PARTITIONINGS", "LabelledData", "Split", "load_dataset", "partition", "class_histograms",
+    "DATASETS", "EVENT_DATASETS", "PARTITIONINGS", "LabelledData", "Split", "load_dataset", "partition", "class_histograms",
 ]
 
 

@@ -10,18 +10,27 @@ re-derivation (for scoring) exact and cheap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+from fedsnn.errors import DataNotFoundError
 
 
 @dataclass(frozen=True)
 class LabelledData:
-    """samples: float32 [N, C, H, W] (images) or [N, T, C, H, W] (event frames)."""
+    """samples: float32 [N, C, H, W] (images) or [N, T, C, H, W] (event frames).
+
+    label_source says where the labels come from: 'given' (the publisher's) by
+    default; a subset whose labels were inferred says so (DVS128 Gesture cuts),
+    and every record made from it carries that.
+    """
 
     samples: torch.Tensor
     labels: torch.Tensor
     num_classes: int
     class_names: tuple[str, ...] = ()
+    label_source: str = "given"
 
     def __post_init__(self) -> None:
         if len(self.samples) != len(self.labels):
@@ -41,10 +50,20 @@ class LabelledData:
 
     def subset(self, indices: torch.Tensor | list[int]) -> "LabelledData":
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return LabelledData(self.samples[idx], self.labels[idx], self.num_classes, self.class_names)
+        return LabelledData(self.samples[idx], self.labels[idx], self.num_classes, self.class_names, self.label_source)
 
 
 @dataclass(frozen=True)
 class Split:
     train: LabelledData
     test: LabelledData
+
+
+def require_root(dataset: str, root: Path | None) -> Path:
+    """``root`` itself; a DataNotFoundError when no data-dir was given (only mnist has a built-in sample)."""
+    if root is None:
+        raise DataNotFoundError(
+            dataset, "", [f"<data-dir>/{dataset}/..."],
+            "set data-dir to the folder that holds it; only mnist has a built-in sample",
+        )
+    return root
