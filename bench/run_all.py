@@ -39,16 +39,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from attacks import AttackConfig, ObservedUpdate, get_attack, reconstruct_many
 from attacks.gradient import GradientMatcher
 from fedsnn.experiment.config import RunConfig
 from fedsnn.analysis.metrics import SUCCESS_MSE
+from fedsnn.experiment.simulated_client import client_update
 from fedsnn.experiment.federation import client_train, global_accuracy_and_loss, initial_model
 from fedsnn.launch import launch, toml_overrides
 from fedsnn.task.data import load_dataset
-from fedsnn.task.models import ModelSpec, build_model
+from fedsnn.task.models import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,16 +59,7 @@ def victims(spec: ModelSpec, count: int, data_dir: str = "") -> tuple[list[Obser
     data_dir: the folder holding MNIST; '' = the sample shipped in the package.
     """
     test = load_dataset("mnist", data_dir).test
-    out = []
-    for i in range(count):
-        model = build_model(spec, seed=i)
-        sent = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        F.cross_entropy(model(test.samples[i:i + 1]), test.labels[i:i + 1]).backward()
-        with torch.no_grad():
-            for p in model.parameters():
-                p -= 0.1 * p.grad
-        out.append(ObservedUpdate(spec, sent, {k: v.detach().clone() for k, v in model.state_dict().items()},
-                                  "fedsgd", 0.1, 1, 1, 1))
+    out = [client_update(spec, i, test.samples[i], test.labels[i], 0.1) for i in range(count)]
     return out, test.samples[:count]
 
 

@@ -25,32 +25,22 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from attacks import AttackConfig, AuxiliaryData, ObservedUpdate, Reconstruction, reconstruct_all
+from attacks import AttackConfig, AuxiliaryData, Reconstruction, reconstruct_all
 from attacks.gradient import learned
 from fedsnn.analysis.metrics import mse, psnr, ssim
 from fedsnn.experiment.runs import RecordLog, read_jsonl
+from fedsnn.experiment.simulated_client import client_update
 from fedsnn.provenance import provenance
-from fedsnn.task.data import LabelledData, load_dataset
-from fedsnn.task.models import ModelSpec, build_model
-from fedsnn.task.training import train_local
-from simulations.table4 import encode_pixels, sample_indices
+from fedsnn.task.data import load_dataset
+from fedsnn.task.models import ModelSpec
+from simulations.common import encode_pixels, sample_indices
 
 MODELS = ("snn-lenet", "lenet")
 INITS = ("uniform-0.5", "default")
 CLIENT_LR = 0.1
 PHASES = (("analytic", "learned"), ("idlg", "ig", "ig-relaxed"))
-
-
-def victim_update(spec: ModelSpec, seed: int, x: torch.Tensor, y: torch.Tensor) -> ObservedUpdate:
-    """The batch-1 FedSGD update of ``x`` on the global model of ``seed``, as the server sees it."""
-    model = build_model(spec, seed=seed)
-    sent = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    train_local(model, LabelledData(x.unsqueeze(0), y.view(1), spec.num_classes), [np.array([0])], CLIENT_LR)
-    returned = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return ObservedUpdate(spec, sent, returned, "fedsgd", CLIENT_LR, 1, 1, 1)
 
 
 def image_scores(image: torch.Tensor | None, x: torch.Tensor) -> dict[str, float | None]:
@@ -97,7 +87,7 @@ def run_group(args, log: RecordLog, done: set, spec: ModelSpec, seed: int, digit
             all((*key, name, d) in done for name in names if name in PHASES[0] for d in digits):
         return
     xs, ys = test.samples[digits], test.labels[digits]
-    observed = [victim_update(spec, seed, x, y) for x, y in zip(xs, ys)]
+    observed = [client_update(spec, seed, x, y, CLIENT_LR) for x, y in zip(xs, ys)]  # the server's view
     model = learned.global_model(observed[0], torch.device("cpu"))
     true_h = learned.forward_features(model, xs)[0]  # ground truth features, for the analytic check only
     timesteps = spec.timesteps if spec.name == "snn-lenet" else None

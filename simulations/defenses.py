@@ -33,7 +33,6 @@ rerun skips finished points. ``--report-only`` rebuilds the report
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from flwr.app import Context, RecordDict
 from flower_grid import InMemoryGrid

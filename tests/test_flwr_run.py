@@ -149,6 +149,7 @@ def start_ray_head(processes: Processes, env: dict[str, str], folder: Path) -> s
     return log.read_text().split("RAY HEAD ")[1].split()[0]
 
 
+@pytest.mark.ray_cluster
 def test_ctrl_c_stops_a_run_on_a_ray_cluster_and_keeps_its_rounds(tmp_path, processes):
     """RAY_ADDRESS: the simulation joins an existing Ray cluster (started and stopped here by PID,
     bound to loopback, its own temp dir so no host-wide cluster file is touched); SIGINT then
