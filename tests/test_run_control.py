@@ -223,7 +223,7 @@ def test_report_renders_controls_and_gains_where_the_evaluator_records_them(tmp_
     line = {"round": 1, "attack": "idlg", "model": "lenet", "status": "converged", "seconds": 1.0,
             "samples": [{"psnr": 20.0, "ssim": 0.5, "success": False, "judge_correct": None, "label_correct": True}],
             "controls": {"initial-dummy": [{"psnr": 6.0, "ssim": 0.01}], "auxiliary": {"samples": [{"psnr": 9.0, "ssim": 0.2}]}},
-            "gains": [{"psnr": 14.0, "ssim": 0.49}]}
+            "gains-over-label-only": [{"psnr": 14.0, "ssim": 0.49}]}
     RecordLog(tmp_path / "leakage.jsonl").append(line)
     report = write_run_report(tmp_path).read_text()
     assert "auxiliary: PSNR 9, SSIM 0.2; initial-dummy: PSNR 6, SSIM 0.01 | psnr 14, ssim 0.49 |" in report

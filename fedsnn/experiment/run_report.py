@@ -92,13 +92,13 @@ def leakage_table(run_dir: Path) -> str:
 
 
 def _controls_by_round(run_dir: Path) -> dict[tuple[int, str], tuple[str, str]]:
-    """{(round, attack): (controls text, gains text)} from the lines' optional 'controls'/'gains' fields."""
+    """{(round, attack): (controls text, gains text)} from the lines' optional 'controls'/'gains-over-label-only' fields."""
     pooled: dict[tuple[int, str], tuple[dict[str, list[dict]], list[dict]]] = {}
     for line in read_jsonl(run_dir / "leakage.jsonl"):
         controls, gains = pooled.setdefault((line["round"], line["attack"]), ({}, []))
         for name, value in (line.get("controls") or {}).items():
             controls.setdefault(name, []).extend(_sample_dicts(value))
-        gains.extend(_sample_dicts(line.get("gains") or []))
+        gains.extend(_sample_dicts(line.get("gains-over-label-only") or []))
     out = {}
     for key, (controls, gains) in pooled.items():
         text = "; ".join(f"{name}: PSNR {_fmt(_median(s, 'psnr'))}, SSIM {_fmt(_median(s, 'ssim'))}"
