@@ -228,3 +228,9 @@ def test_report_renders_controls_and_gains_where_the_evaluator_records_them(tmp_
     report = write_run_report(tmp_path).read_text()
     assert "auxiliary: PSNR 9, SSIM 0.2; initial-dummy: PSNR 6, SSIM 0.01 | psnr 14, ssim 0.49 |" in report
     assert "**Incomplete**" in report and "config.json is missing" in report
+
+
+def test_failed_clients_are_named_by_partition_whatever_the_reply_order():
+    records = [{"round": 1, "clients-ok": 0,
+                "clients-failed": [{"partition": 1, "reason": "second"}, {"partition": 0, "reason": "first"}]}]
+    assert training_failure(records) == "no client trained in round 1 (partitions 0, 1 failed; first reason: first)"

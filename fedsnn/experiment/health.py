@@ -20,8 +20,8 @@ def training_failure(records: Iterable[dict[str, Any]]) -> str | None:
     """
     rounds = [r for r in records if r.get("round", 0) >= 1 and "clients-ok" in r]
     for r in rounds:
-        if r["clients-ok"] == 0:
-            failed = r.get("clients-failed", [])
+        if r["clients-ok"] == 0:  # replies arrive in any order: name them by partition
+            failed = sorted(r.get("clients-failed", []), key=lambda f: (f.get("partition") is None, f.get("partition") or 0))
             return (f"no client trained in round {r['round']} (partitions {_names(failed)} failed; "
                     f"first reason: {short_reason(_first_reason(failed))})")
     asked: dict[int, int] = {}
