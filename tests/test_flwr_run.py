@@ -110,6 +110,7 @@ def test_own_superlink_private_ray_records_and_report(tmp_path, capsys):
         assert config["git-commit"] == commit and isinstance(config["git-dirty"], bool)
     leakage = read_jsonl(run_dir / "leakage.jsonl")
     assert sorted((line["round"], line["partition"]) for line in leakage) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert all(line["status"] in ("converged", "budget") and len(line["samples"]) == 2 for line in leakage)
     assert [line["class"] for line in read_jsonl(run_dir / "gamin.jsonl")] == [0, 1]
     assert (run_dir / "global_model.pt").exists() and (run_dir / "superlink.log").exists()
     assert "**Finished**: 2 rounds." in (run_dir / "report.md").read_text()
