@@ -26,10 +26,11 @@ from collections.abc import Sequence
 
 from attacks.batched import reconstruct_many
 from attacks.core import AttackConfig, AuxiliaryData, ObservedUpdate, Reconstruction
-from attacks.registry import ATTACK_NAMES, ATTACKS, BATCHED, GROUPED, NEEDS_AUXILIARY, Attack, get_attack
+from attacks.registry import (ATTACK_NAMES, ATTACKS, BATCHED, FEATURES_ONLY, GROUPED, NEEDS_AUXILIARY, Attack,
+                              get_attack)
 
 __all__ = [
-    "ATTACKS", "ATTACK_NAMES", "BATCHED", "GROUPED", "NEEDS_AUXILIARY", "Attack", "AttackConfig", "AuxiliaryData",
+    "ATTACKS", "ATTACK_NAMES", "BATCHED", "FEATURES_ONLY", "GROUPED", "NEEDS_AUXILIARY", "Attack", "AttackConfig", "AuxiliaryData",
     "ObservedUpdate", "Reconstruction", "get_attack", "reconstruct_all", "reconstruct_many",
 ]
 

@@ -31,6 +31,8 @@ LABEL_INFERENCE: dict[str, LabelInference | None] = {"dlg": dlg.INFER_LABELS, "i
 BATCHED: frozenset[str] = frozenset(LABEL_INFERENCE)
 GROUPED: dict[str, GroupAttack] = {"learned": learned.reconstruct_group, "ig": ig.reconstruct_group}
 NEEDS_AUXILIARY: frozenset[str] = frozenset({"learned"})
+# Attacks that recover labels and last-layer features, not inputs (no image to score; "analytic" feeds "learned").
+FEATURES_ONLY: frozenset[str] = frozenset({"analytic"})
 
 
 def get_attack(name: str) -> Attack:

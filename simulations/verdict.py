@@ -12,8 +12,13 @@ gets that same declared train split. ::
 
     python -m simulations.verdict --data-dir /work/shared/data --out simulations/results/verdict
 
-DLG and iDLG run on the batched path (``attacks.reconstruct_many``); the
-others one sample at a time (``--slow-samples`` of them per cell). Budgets
+DLG and iDLG run on the batched path (``attacks.reconstruct_many``), the
+learned decoder and Inverting Gradients on their group path (one decoder per
+model seed, IG's victims stacked; ``attacks.reconstruct_all``), all on
+``--samples`` per cell; GRNN one sample at a time on ``--slow-samples``. The
+analytic attack recovers labels and features, not inputs: it has no image to
+score here (its exactness is in ``simulations.adaptive``'s report) and it
+feeds the learned attack, which is scored. Budgets
 are deterministic (L-BFGS steps, evaluations per step, loss tolerance; no
 wall-clock guard), so a record is the same on any machine. Records are
 appended as they land (records.jsonl); a rerun skips finished samples. The
@@ -23,7 +28,6 @@ report (``simulations.verdict_report``) is rewritten at the end.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 from dataclasses import dataclass
@@ -32,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attacks import ATTACKS, BATCHED, AttackConfig, Reconstruction, get_attack, reconstruct_many
+from attacks import (ATTACKS, BATCHED, FEATURES_ONLY, GROUPED, NEEDS_AUXILIARY, AttackConfig, Reconstruction,
+                     get_attack, reconstruct_all, reconstruct_many)
 from attacks.core import AuxiliaryData
 from fedsnn.analysis.judges import DEFAULT_CACHE, load_judge
 from fedsnn.analysis.metrics import judge_correct
@@ -62,18 +67,20 @@ class Study:
     judge: object
     args: argparse.Namespace
 
-    def attack_config(self, init: str, seed: int) -> AttackConfig:
+    def attack_config(self, attack: str, init: str, seed: int) -> AttackConfig:
         """The deterministic budget of a cell: L-BFGS steps (fewer under the default init, see
-        ``--default-iterations``), evaluations per step, tolerance; no wall-clock guard."""
+        ``--default-iterations``; IG: ``--ig-iterations`` Adam steps), evaluations per step, tolerance; no
+        wall-clock guard. Attacks that need auxiliary data get the declared train split."""
         a = self.args
-        steps = a.default_iterations if init == "default" else a.iterations
+        steps = a.ig_iterations if attack == "ig" else a.default_iterations if init == "default" else a.iterations
         return AttackConfig(iterations=steps, max_eval=a.max_eval, tolerance=a.tolerance,
-                            grnn_iterations=a.grnn_iterations, seed=seed, time_budget_s=None)
+                            grnn_iterations=a.grnn_iterations, seed=seed, time_budget_s=None,
+                            auxiliary=self.aux if attack in NEEDS_AUXILIARY else None)
 
 
-def needs_auxiliary(attack: str) -> bool:
-    """Whether the registered attack declares an ``auxiliary`` parameter (it then gets the train split)."""
-    return "auxiliary" in inspect.signature(ATTACKS[attack]).parameters
+def samples_per_cell(attack: str, args: argparse.Namespace) -> int:
+    """``--samples`` for the attacks that share work across victims, ``--slow-samples`` for the rest."""
+    return args.samples if attack in BATCHED or attack in GROUPED else args.slow_samples
 
 
 def run_cell(study: Study, cell: Cell, samples: list[int], log: RecordLog) -> None:
@@ -88,14 +95,19 @@ def run_cell(study: Study, cell: Cell, samples: list[int], log: RecordLog) -> No
     if cell.attack in BATCHED:
         for chunk in range(0, len(victims), study.args.batch):
             part = victims[chunk:chunk + study.args.batch]
-            recs = reconstruct_many([v[3] for v in part], study.attack_config(cell.init, 0), cell.attack,
-                                    max_victims=len(part), seeds=[v[0] for v in part])
+            recs = reconstruct_many([v[3] for v in part], study.attack_config(cell.attack, cell.init, 0),
+                                    cell.attack, max_victims=len(part), seeds=[v[0] for v in part])
+            for v, rec in zip(part, recs):
+                log.append(make_record(study, cell, v[0], v[1], v[2], rec))
+    elif cell.attack in GROUPED:  # one group per model seed: one global model, one decoder (or IG stack)
+        for seed in sorted({v[0] % study.args.seeds for v in victims}):
+            part = [v for v in victims if v[0] % study.args.seeds == seed]
+            recs = reconstruct_all([v[3] for v in part], study.attack_config(cell.attack, cell.init, seed), cell.attack)
             for v, rec in zip(part, recs):
                 log.append(make_record(study, cell, v[0], v[1], v[2], rec))
     else:
-        extra = {"auxiliary": study.aux} if needs_auxiliary(cell.attack) else {}
         for i, x, y, observed in victims:
-            rec = get_attack(cell.attack)(observed, study.attack_config(cell.init, i), **extra)
+            rec = get_attack(cell.attack)(observed, study.attack_config(cell.attack, cell.init, i))
             log.append(make_record(study, cell, i, x, y, rec))
     print(f"{cell.attack}/{cell.init}/{cell.model}: {len(samples)} samples in {time.perf_counter() - start:.0f} s",
           flush=True)
@@ -104,7 +116,7 @@ def run_cell(study: Study, cell: Cell, samples: list[int], log: RecordLog) -> No
 def make_record(study: Study, cell: Cell, sample: int, x: torch.Tensor, y: torch.Tensor,
                 rec: Reconstruction) -> dict[str, object]:
     """The evaluator: one sample's scores, controls and gains, with the attack's own statistics."""
-    config = study.attack_config(cell.init, sample)
+    config = study.attack_config(cell.attack, cell.init, sample)
     record: dict[str, object] = {
         "attack": cell.attack, "init": cell.init, "model": cell.model, "sample": sample,
         "test_index": study.picks[sample], "label": int(y), "model_seed": sample % study.args.seeds,
@@ -112,7 +124,7 @@ def make_record(study: Study, cell: Cell, sample: int, x: torch.Tensor, y: torch
         "final_loss": rec.final_loss if np.isfinite(rec.final_loss) else None, "iterations": rec.iterations,
         "evaluations": rec.evaluations, "seconds": rec.wall_time_s,
         "budget": {k: getattr(config, k) for k in ("iterations", "max_eval", "tolerance", "grnn_iterations")},
-        "auxiliary": study.aux.source if needs_auxiliary(cell.attack) else None,
+        "auxiliary": study.aux.source if cell.attack in NEEDS_AUXILIARY else None,
         **score(rec, x, y, study.judge, study.aux),
         "judge_on_original": None if study.judge is None else bool(judge_correct(study.judge, x[None], y.view(1))[0]),
     }
@@ -125,17 +137,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m simulations.verdict", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out", type=Path, default=Path("simulations/results/verdict"))
-    p.add_argument("--attacks", default="all", help="comma-separated registry names, or 'all'")
+    p.add_argument("--attacks", default="all", help="comma-separated registry names, or 'all' (every attack that "
+                                                     "reconstructs inputs)")
     p.add_argument("--inits", default=",".join(INITS))
     p.add_argument("--models", default=",".join(MODELS), help="run only these models (a paired cell needs both)")
-    p.add_argument("--samples", type=int, default=100, help="samples per cell, batched attacks (DLG, iDLG)")
-    p.add_argument("--slow-samples", type=int, default=8, help="samples per cell, attacks run one at a time")
+    p.add_argument("--samples", type=int, default=100,
+                   help="samples per cell, attacks that share work across victims (DLG, iDLG, learned, IG)")
+    p.add_argument("--slow-samples", type=int, default=8, help="samples per cell, attacks run one at a time (GRNN)")
     p.add_argument("--seeds", type=int, default=3, help="model seeds; sample i uses seed i %% seeds")
     p.add_argument("--iterations", type=int, default=50, help="L-BFGS steps per attack (faithful: 300)")
     p.add_argument("--default-iterations", type=int, default=10,
                    help="L-BFGS steps under the PyTorch default init, where neither model converges and the SNN "
                         "does not stall (its cells cost ~8x more per step)")
     p.add_argument("--max-eval", type=int, default=20, help="evaluations per L-BFGS step")
+    p.add_argument("--ig-iterations", type=int, default=200, help="Inverting Gradients' Adam steps")
     p.add_argument("--grnn-iterations", type=int, default=100, help="GRNN generator updates (paper: 1000)")
     p.add_argument("--tolerance", type=float, default=1e-6, help="stop once the matching loss is below it")
     p.add_argument("--timesteps", type=int, default=20)
@@ -151,9 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    attacks = list(ATTACKS) if args.attacks == "all" else args.attacks.split(",")
+    attacks = [a for a in ATTACKS if a not in FEATURES_ONLY] if args.attacks == "all" else args.attacks.split(",")
     for name in attacks:
         get_attack(name)  # unknown names fail here, listing the valid ones
+        if name in FEATURES_ONLY:
+            raise SystemExit(f"--attacks: {name!r} recovers labels and features, not inputs; the verdict scores "
+                             f"images (its exactness: python -m simulations.adaptive)")
     data = load_dataset("mnist", args.data_dir, seed=args.seed)
     aux = AuxiliaryData(data.train.samples, data.train.labels, data.train.num_classes,
                         f"mnist train split ({len(data.train)} samples; the victims are test digits)")
@@ -166,10 +184,12 @@ def main(argv: list[str] | None = None) -> None:
          "started": started, **provenance()})
     log = RecordLog(args.out / "records.jsonl")
     done = {(r["attack"], r["init"], r["model"], r["sample"]) for r in read_jsonl(args.out / "records.jsonl")}
-    order = [(a, i) for i in args.inits.split(",") for a in attacks if a in BATCHED]  # the cheap cells first
-    order += [(a, i) for a in attacks if a not in BATCHED for i in args.inits.split(",")]
+    inits = args.inits.split(",")
+    order = [(a, i) for i in inits for a in attacks if a in BATCHED]  # the cheap cells first
+    order += [(a, i) for a in attacks if a in GROUPED for i in inits]
+    order += [(a, i) for a in attacks if a not in BATCHED and a not in GROUPED for i in inits]
     for attack, init in order:
-        n = args.samples if attack in BATCHED else args.slow_samples
+        n = samples_per_cell(attack, args)
         for model in args.models.split(","):
             todo = [i for i in range(n) if (attack, init, model, i) not in done]
             if todo:
