@@ -76,12 +76,6 @@ def declared_auxiliary(cfg: RunConfig, num_partitions: int):
     return aux
 
 
-def ssim_gains(line: dict, control: dict) -> list[float]:
-    """Per-sample SSIM of a reconstruction minus that of its control (both scored by the recorder)."""
-    pairs = zip(line.get("samples", []), control.get("samples", []))
-    return [a["ssim"] - b["ssim"] for a, b in pairs if a.get("ssim") is not None and b.get("ssim") is not None]
-
-
 class CuriousFedAvg(PartitionSampledFedAvg):
     def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder, leakage: LeakageRecorder) -> None:
         super().__init__(cfg, node_partitions, recorder)
@@ -113,18 +107,9 @@ class CuriousFedAvg(PartitionSampledFedAvg):
                 for name in self.cfg.attack_names:
                     self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
         workers = min(default_workers(), max(1, len(observed) // 2))
-        for name in self.cfg.attack_names:
-            gains: list[float] = []
+        for name in self.cfg.attack_names:  # the evaluator scores each beside its controls (the label-only guess)
             for partition_id, result in zip(observed, attack_victims(name, list(observed.values()), self.attack_cfg, workers)):
-                line = self.leakage.record(server_round, partition_id, name, result)
-                if name in NEEDS_AUXILIARY and result.ok and result.initial is not None:
-                    control = self.leakage.record(server_round, partition_id, f"{name}-label-only",
-                                                  replace(result, samples=result.initial))
-                    gains += ssim_gains(line, control)
-            if gains:
-                log.info("leakage round %d %s on %s: SSIM gain over the label-only guess (auxiliary class mean of the "
-                         "inferred label): median %.3f over %d samples, positive on %d", server_round, name,
-                         self.cfg.model, float(np.median(gains)), len(gains), sum(g > 0 for g in gains))
+                self.leakage.record(server_round, partition_id, name, result)
         self.leakage.summarise_round(server_round)
 
     def victims(self, server_round: int, partitions: list[int]) -> list[int]:

@@ -78,18 +78,34 @@ def source_of(folder: Path) -> str:
     return read_jsonl(folder / "invocations.jsonl")[-1].get("source", "synthetic")
 
 
+def budget(config: dict) -> str:
+    """The attack budget an invocation ran with: deterministic steps, or (older records) a wall-clock budget."""
+    if config.get("iterations") is not None:
+        guard = config.get("time_budget")
+        return (f"{config['iterations']} L-BFGS steps x {config['max_eval']} evaluations, tolerance {config['tolerance']:g}"
+                + (f", wall-clock guard {guard} s" if guard is not None else ", no wall-clock guard"))
+    return (f"time budget {config['time_budget']} s per attack and victim (a wall-clock budget: the record depends "
+            f"on the machine's load)")
+
+
 def section(folder: Path, level: str = "##") -> str:
     """Markdown for one source's folder: a heading, what was run, Table V and Table VI (one level down)."""
     records = read_jsonl(folder / "records.jsonl")
     meta = read_jsonl(folder / "invocations.jsonl")[-1]
     table6 = json.loads((folder / "table6.json").read_text()) if (folder / "table6.json").exists() else {}
     source, config = meta.get("source", "synthetic"), meta["config"]
-    lines = [f"{level} {HEADINGS.get(source, source)}", ""]
+    wall_clock = config.get("iterations") is None and config.get("time_budget") is not None
+    heading = HEADINGS.get(source, source) + (" - wall-clock budget, superseded" if wall_clock else "")
+    lines = [f"{level} {heading}", ""]
+    if wall_clock:
+        lines += [f"> **Not a leakage result.** These attacks stopped on a {config['time_budget']} s wall-clock budget "
+                  "per attack (records written before the iteration budgets): how far each got depended on the "
+                  "machine's load. Kept for the record; the rows with deterministic budgets supersede them.", ""]
     frames = meta.get("frames") or [config["timesteps"], 2, config.get("synthetic_size"), config.get("synthetic_size")]
     lines.append(f"Victims: {meta.get('victims', config['samples'])} from the {meta.get('victim_split', 'train')} split "
                  f"(Algorithm 2: the first {config.get('in_samples', config['samples'])}); frames {tuple(frames)}; "
                  f"SNN-LeNet (IF, ATan, T = {config['timesteps']}, U(-0.5, 0.5)), one FedSGD step, lr {config['lr']}, "
-                 f"time budget {config['time_budget']} s per attack and victim; labels: "
+                 f"{budget(config)}; labels: "
                  f"{meta.get('label_source', 'given')}; code {meta.get('code_version')}.")
     acc = meta.get("judge_accuracy")
     if acc is None:

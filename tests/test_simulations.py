@@ -66,7 +66,7 @@ def test_table5_6_on_tiny_synthetic_events(tmp_path: Path) -> None:
     out = tmp_path / "t5"
     table5_6.main(["--out", str(out), "--attacks", "idlg", "--samples", "1", "--timesteps", "4",
                    "--synthetic-size", "16", "--synthetic-train", "44", "--synthetic-test", "22", "--judge-width", "4",
-                   "--judge-epochs", "1", "--time-budget", "0.3", "--pairs-per-class", "3"])
+                   "--judge-epochs", "1", "--iterations", "2", "--pairs-per-class", "3"])
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 12 and {r["algorithm"] for r in records} == {"post", "in"}
     assert all(r["source"] == "synthetic" for r in records)

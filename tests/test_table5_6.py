@@ -10,7 +10,7 @@ from fedsnn.experiment.runs import read_jsonl
 from simulations import table5_6
 from simulations.table5_6_report import combine
 
-TINY = ["--attacks", "idlg", "--time-budget", "0.3", "--pairs-per-class", "2"]
+TINY = ["--attacks", "idlg", "--iterations", "2", "--pairs-per-class", "2"]
 
 
 def test_nmnist_victims_are_test_recordings_scored_by_the_judge(tmp_path):
