@@ -76,6 +76,27 @@ def declared_auxiliary(cfg: RunConfig, num_partitions: int):
     return aux
 
 
+def attack_and_record(cfg: RunConfig, leakage: LeakageRecorder, attack_cfg: AttackConfig, server_round: int,
+                      observed: dict[int | tuple[int, ...], ObservedUpdate]) -> None:
+    """Run every configured attack on the round's observed updates (one batched call per
+    attack, spread over worker processes when there are enough victims to share) and hand
+    each reconstruction to the evaluator; ``observed`` maps a victim (a partition, or a tuple
+    of partitions for a SecAgg aggregate) to what the server saw of it."""
+    workers = min(default_workers(), max(1, len(observed) // 2))
+    for name in cfg.attack_names:
+        gains: list[float] = []
+        for victim, result in zip(observed, attack_victims(name, list(observed.values()), attack_cfg, workers)):
+            line = leakage.record(server_round, victim, name, result)
+            if name in NEEDS_AUXILIARY and result.ok and result.initial is not None:
+                control = leakage.record(server_round, victim, f"{name}-label-only", replace(result, samples=result.initial))
+                gains += ssim_gains(line, control)
+        if gains:
+            log.info("leakage round %d %s on %s: SSIM gain over the label-only guess (auxiliary class mean of the "
+                     "inferred label): median %.3f over %d samples, positive on %d", server_round, name,
+                     cfg.model, float(np.median(gains)), len(gains), sum(g > 0 for g in gains))
+    leakage.summarise_round(server_round)
+
+
 def ssim_gains(line: dict, control: dict) -> list[float]:
     """Per-sample SSIM of a reconstruction minus that of its control (both scored by the recorder)."""
     pairs = zip(line.get("samples", []), control.get("samples", []))
@@ -112,20 +133,7 @@ class CuriousFedAvg(PartitionSampledFedAvg):
             except Exception as exc:  # noqa: BLE001 - a malformed reply is recorded, not fatal
                 for name in self.cfg.attack_names:
                     self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
-        workers = min(default_workers(), max(1, len(observed) // 2))
-        for name in self.cfg.attack_names:
-            gains: list[float] = []
-            for partition_id, result in zip(observed, attack_victims(name, list(observed.values()), self.attack_cfg, workers)):
-                line = self.leakage.record(server_round, partition_id, name, result)
-                if name in NEEDS_AUXILIARY and result.ok and result.initial is not None:
-                    control = self.leakage.record(server_round, partition_id, f"{name}-label-only",
-                                                  replace(result, samples=result.initial))
-                    gains += ssim_gains(line, control)
-            if gains:
-                log.info("leakage round %d %s on %s: SSIM gain over the label-only guess (auxiliary class mean of the "
-                         "inferred label): median %.3f over %d samples, positive on %d", server_round, name,
-                         self.cfg.model, float(np.median(gains)), len(gains), sum(g > 0 for g in gains))
-        self.leakage.summarise_round(server_round)
+        attack_and_record(self.cfg, self.leakage, self.attack_cfg, server_round, observed)
 
     def victims(self, server_round: int, partitions: list[int]) -> list[int]:
         """Clients attacked this round: all that trained, or a seeded choice of them."""
