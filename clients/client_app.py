@@ -9,12 +9,15 @@ batch size, local steps, lr, mode). Never its data.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.compat.common import recorddict_compat as compat
 
 from fedsnn.experiment.config import RunConfig
-from fedsnn.experiment.federation import client_train
+from fedsnn.experiment.federation import client_train, initial_model
 from clients.defense_mods import defense_mod
 
 torch.set_num_threads(1)  # one intra-op thread per simulated client (see attacks.batched.parallel)
@@ -42,6 +45,8 @@ def query(msg: Message, context: Context) -> Message:
 
 @app.train(mods=[defense_mod])  # the client's half of the run's defense (clients/defense_mods.py)
 def train(msg: Message, context: Context) -> Message:
+    if LEGACY_FITINS in msg.content.array_records:  # secagg: SecAgg+ carries legacy FitIns / FitRes records
+        return train_legacy(msg, context)
     cfg = RunConfig.from_mapping(context.run_config)
     partition_id, num_partitions = _partition(context)
     global_state = msg.content["arrays"].to_torch_state_dict()
@@ -54,3 +59,25 @@ def train(msg: Message, context: Context) -> Message:
         "declared": ConfigRecord(update.declared),
     })
     return Message(content=content, reply_to=msg)
+
+
+LEGACY_FITINS = "fitins.parameters"
+
+
+def train_legacy(msg: Message, context: Context) -> Message:
+    """The same training, for Flower's SecAgg+ (``secaggplus_mod`` reads a legacy ``FitRes``).
+
+    Weights travel as an ordered list (the model's state-dict order, which both sides
+    build from the run config); the declared metadata goes into the FitRes metrics,
+    which SecAgg+ passes to the server in the clear, like num-examples.
+    """
+    cfg = RunConfig.from_mapping(context.run_config)
+    partition_id, num_partitions = _partition(context)
+    fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
+    keys = list(initial_model(cfg).state_dict())
+    global_state = {k: torch.from_numpy(np.array(a)) for k, a in zip(keys, parameters_to_ndarrays(fitins.parameters), strict=True)}
+    update = client_train(cfg, global_state, partition_id, num_partitions, int(fitins.config["server-round"]))
+    check_finite(update.state, cfg.lr)
+    fitres = FitRes(Status(Code.OK, ""), ndarrays_to_parameters([update.state[k].numpy() for k in keys]),
+                    update.num_examples, {**update.metrics, **update.declared})
+    return Message(content=compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)

@@ -12,21 +12,32 @@ defense only when a message arrives):
   (ldp-epsilon, dp-delta) with sensitivity C);
 - topk, quantize: the update is compressed (``fedsnn.task.defenses``) and
   the reply carries sent + compressed update;
+- secagg: Flower's ``secaggplus_mod`` (SecAgg+): the train handler replies with a
+  legacy FitRes, which the mod quantises, masks and uploads; the server only
+  ever unmasks the sum. Before the mod quantises, the reply's metrics gain
+  ``secagg-clipped-entries`` (weights the quantiser will clip) and NumPy is
+  seeded, for the stochastic rounding (``flwr...quantization._stochastic_round``
+  draws from NumPy's global generator);
 - dp-sgd trains privately in ``client_train``; the others need nothing here.
 
-Flower's noise comes from NumPy's global generator; it is seeded from
-(seed, partition, round) just before LocalDpMod draws, so a seeded run is
-reproducible bit for bit.
+Flower's noise (and SecAgg+'s stochastic rounding) comes from NumPy's global
+generator; it is seeded from (seed, partition, round) just before LocalDpMod
+or the SecAgg+ quantiser draws, so a seeded run is reproducible bit for bit.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from flwr.app import ArrayRecord, Context, Message
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp.mod import LocalDpMod, fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
+from flwr.common import parameters_to_ndarrays
+from flwr.compat.common import recorddict_compat as compat
 
 from fedsnn.experiment.config import RunConfig
+from fedsnn.experiment.secagg import clipped_entries
 from fedsnn.task.defenses import apply_update, quantize, top_k, update_between
 
 
@@ -40,6 +51,8 @@ def defense_mod(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Me
         return local_dp(msg, ctxt, _seeding_numpy_after(call_next, cfg.seed))
     if cfg.defense in ("topk", "quantize"):
         return _compressed(msg, ctxt, call_next, cfg)
+    if cfg.defense == "secagg":
+        return secaggplus_mod(msg, ctxt, _before_secagg_quantises(call_next, cfg))
     return call_next(msg, ctxt)
 
 
@@ -49,6 +62,22 @@ def _seeding_numpy_after(call_next: ClientAppCallable, seed: int) -> ClientAppCa
         reply = call_next(msg, ctxt)
         server_round = int(msg.content["config"]["server-round"])
         np.random.seed([seed, int(ctxt.node_config["partition-id"]), server_round, 13])
+        return reply
+    return wrapped
+
+
+def _before_secagg_quantises(call_next: ClientAppCallable, cfg: RunConfig) -> ClientAppCallable:
+    """``call_next`` (training, a legacy FitRes), then count the entries SecAgg+ will clip and
+    seed NumPy from (seed, partition, round) for its stochastic rounding."""
+    def wrapped(msg: Message, ctxt: Context) -> Message:
+        reply = call_next(msg, ctxt)
+        if reply.has_error():
+            return reply
+        fitres = compat.recorddict_to_fitres(reply.content, keep_input=True)
+        arrays = {str(i): torch.from_numpy(a) for i, a in enumerate(parameters_to_ndarrays(fitres.parameters))}
+        reply.content.config_records["fitres.metrics"]["secagg-clipped-entries"] = clipped_entries(cfg, arrays, fitres.num_examples)
+        server_round = int(msg.content.config_records["fitins.config"]["server-round"])
+        np.random.seed([cfg.seed, int(ctxt.node_config["partition-id"]), server_round, 19])
         return reply
     return wrapped
 

@@ -76,6 +76,20 @@ def declared_auxiliary(cfg: RunConfig, num_partitions: int):
     return aux
 
 
+def attack_and_record(cfg: RunConfig, leakage: LeakageRecorder, attack_cfg: AttackConfig, server_round: int,
+                      observed: dict[int | tuple[int, ...], ObservedUpdate]) -> None:
+    """Run every configured attack on the round's observed updates (one batched call per
+    attack, spread over worker processes when there are enough victims to share) and hand
+    each reconstruction to the evaluator, which scores it beside its controls (the label-only
+    guess among them); ``observed`` maps a victim (a partition, or a tuple of partitions for a
+    SecAgg aggregate) to what the server saw of it."""
+    workers = min(default_workers(), max(1, len(observed) // 2))
+    for name in cfg.attack_names:
+        for victim, result in zip(observed, attack_victims(name, list(observed.values()), attack_cfg, workers)):
+            leakage.record(server_round, victim, name, result)
+    leakage.summarise_round(server_round)
+
+
 class CuriousFedAvg(PartitionSampledFedAvg):
     def __init__(self, cfg: RunConfig, node_partitions: dict[int, int], recorder, leakage: LeakageRecorder) -> None:
         super().__init__(cfg, node_partitions, recorder)
@@ -106,11 +120,7 @@ class CuriousFedAvg(PartitionSampledFedAvg):
             except Exception as exc:  # noqa: BLE001 - a malformed reply is recorded, not fatal
                 for name in self.cfg.attack_names:
                     self.leakage.record(server_round, partition_id, name, Reconstruction.failed(f"bad reply: {exc}"))
-        workers = min(default_workers(), max(1, len(observed) // 2))
-        for name in self.cfg.attack_names:  # the evaluator scores each beside its controls (the label-only guess)
-            for partition_id, result in zip(observed, attack_victims(name, list(observed.values()), self.attack_cfg, workers)):
-                self.leakage.record(server_round, partition_id, name, result)
-        self.leakage.summarise_round(server_round)
+        attack_and_record(self.cfg, self.leakage, self.attack_cfg, server_round, observed)
 
     def victims(self, server_round: int, partitions: list[int]) -> list[int]:
         """Clients attacked this round: all that trained, or a seeded choice of them."""

@@ -10,11 +10,13 @@ client failures).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid
+from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 
@@ -27,7 +29,7 @@ class InProcessGrid(Grid):
                                    state=RecordDict(), run_config=dict(run_config))
             for p in range(num_nodes)
         }
-        self._run = None
+        self._run = Run.create_empty(run_id=1)  # Flower's legacy client manager (SecAgg+) reads grid.run.run_id
 
     def set_run(self, run) -> None:
         self._run = run
@@ -51,6 +53,7 @@ class InProcessGrid(Grid):
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         replies = []
         for msg in messages:
+            msg = copy.deepcopy(msg)  # each node gets its own copy, as over a wire (SecAgg+ sends one content to all, and its mod edits it)
             try:
                 reply = self.client_app(msg, self.contexts[msg.metadata.dst_node_id])
             except Exception as exc:  # noqa: BLE001 - as Flower's simulation: a client error is a reply

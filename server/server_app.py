@@ -26,9 +26,11 @@ from fedsnn.experiment.leakage_records import LeakageRecorder
 from fedsnn.experiment.preflight import preflight
 from fedsnn.experiment.run_report import write_run_report
 from fedsnn.experiment.runs import read_jsonl
+from fedsnn.experiment.secagg import secagg_plan
 from server.black_box import invert_global_model
 from server.curious import CuriousFedAvg
 from server.defenses import defended_strategy
+from server.secagg import CuriousSecAggFedAvg, federate_secagg
 
 log = logging.getLogger("fedsnn")
 torch.set_num_threads(1)
@@ -43,33 +45,40 @@ def main(grid: Grid, context: Context) -> None:
     preflight(cfg)  # missing data, impossible classes, memory or output folder fail here, before any training
     recorder = FederationRecorder.create(cfg, {"ray": ray_setting(), "defense": public_parameters(cfg)})
     try:
-        federate(grid, cfg, recorder)
+        federate(grid, cfg, recorder, context)
     finally:
         write_run_report(recorder.dir)
 
 
-def federate(grid: Grid, cfg: RunConfig, recorder: FederationRecorder) -> None:
+def federate(grid: Grid, cfg: RunConfig, recorder: FederationRecorder, context: Context | None = None) -> None:
     """Rounds of FedAvg with the curious server; raises TrainingFailed if the clients did not train."""
     node_partitions, num_partitions = discover_partitions(grid, cfg.min_nodes)
+    plan = secagg_plan(cfg, num_partitions) if cfg.defense == "secagg" else None  # bad shares stop here, before training
     recorder.write_partitions(partition_report(cfg, num_partitions))
 
-    def record_global_model(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        state = arrays.to_torch_state_dict()
+    def record_global_model(server_round: int, state: dict[str, torch.Tensor]) -> dict[str, float]:
         result = global_accuracy_and_loss(cfg, state)
         recorder.note_round(server_round, privacy_spent(cfg, server_round, num_partitions))  # epsilon so far
         recorder.record_round(server_round, result)
         if server_round in cfg.gamin_round_set():
             invert_global_model(cfg, state, server_round, recorder.dir)
-        return MetricRecord(result)
+        return result
 
     judge, judge_note = judge_for(cfg) if cfg.attack_names and cfg.judge != "none" else (None, "judge disabled")
     leakage = LeakageRecorder(cfg, recorder.dir, num_partitions, judge, judge_note)
-    strategy = defended_strategy(cfg, CuriousFedAvg(cfg, node_partitions, recorder, leakage), num_partitions)
-    result = strategy.start(
-        grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()),
-        num_rounds=cfg.num_rounds, evaluate_fn=record_global_model,
-    )
-    torch.save(result.arrays.to_torch_state_dict(), recorder.dir / "global_model.pt")
+    if plan is not None:  # Flower's SecAgg+ drives a legacy strategy (server/secagg.py)
+        context = context or Context(run_id=0, node_id=0, node_config={}, state=RecordDict(), run_config={})
+        strategy = CuriousSecAggFedAvg(cfg, node_partitions, recorder, leakage, initial_model(cfg).state_dict(),
+                                       record_global_model)
+        final = federate_secagg(grid, context, strategy, plan)
+    else:
+        strategy = defended_strategy(cfg, CuriousFedAvg(cfg, node_partitions, recorder, leakage), num_partitions)
+        result = strategy.start(
+            grid=grid, initial_arrays=ArrayRecord(initial_model(cfg).state_dict()), num_rounds=cfg.num_rounds,
+            evaluate_fn=lambda rnd, arrays: MetricRecord(record_global_model(rnd, arrays.to_torch_state_dict())),
+        )
+        final = result.arrays.to_torch_state_dict()
+    torch.save(final, recorder.dir / "global_model.pt")
     verdict = training_failure(read_jsonl(recorder.dir / "metrics.jsonl"))
     if verdict:
         log.error("fedsnn run failed: %s", verdict)

@@ -29,7 +29,8 @@ from fedsnn.task.models import INITS, MODELS, NEURONS, SURROGATES
 
 JUDGES = ("auto", "cached", "none")
 # Where each is applied: README "Defenses"; clients/defense_mods.py and server/defenses.py wire them.
-DEFENSES = ("none", "dp-client-fixed", "dp-server-fixed", "local-dp", "dp-sgd", "topk", "quantize")
+DEFENSES = ("none", "dp-client-fixed", "dp-server-fixed", "local-dp", "dp-sgd", "topk", "quantize", "secagg")
+SECAGG_MODULUS = 2**32  # Flower's SecAggPlusWorkflow modulus_range (the masks' ring), its default and its maximum
 DEVICES = (*ATTACK_DEVICES, "auto")  # 'auto' is resolved once, by experiment.settings.resolve_device
 
 
@@ -90,6 +91,11 @@ class RunConfig:
     ldp_epsilon: float = field(default=1.0, metadata=_doc("local-dp: LocalDpMod's epsilon per round (sensitivity = clip-norm)", gt=0))
     topk_fraction: float = field(default=0.1, metadata=_doc("topk: fraction of update entries kept (largest magnitude)", gt=0, max=1))
     quant_bits: int = field(default=8, metadata=_doc("quantize: bits per update entry (2^b uniform levels per tensor)", min=1))
+    num_shares: int = field(default=0, metadata=_doc("secagg: shares each client's SecAgg+ secrets are split into (its neighbourhood, itself included); 0 = every client of the round; below that an odd number >= 3", min=0))
+    reconstruction_threshold: int = field(default=2, metadata=_doc("secagg: shares needed to rebuild a secret (2 <= threshold <= num-shares <= clients per round)", min=2))
+    clipping_range: float = field(default=8.0, metadata=_doc("secagg: each weight, times its client's num-examples / max-weight, is clipped to [-r, r] before quantisation", gt=0))
+    quantization_range: int = field(default=4194304, metadata=_doc("secagg: integer levels over [-clipping-range, clipping-range] (stochastic rounding); clients per round x this must stay <= 2^32", min=2))
+    max_weight: float = field(default=1000.0, metadata=_doc("secagg: num-examples that maps to weight 1 (larger counts risk clipping; smaller ones coarser quantisation)", gt=0))
     source_commit: str = field(default="", metadata=_doc("Git commit ('+dirty' if modified) of the checkout fedsnn-run started from; set by fedsnn-run, recorded in config.json"))
 
     @classmethod
@@ -131,6 +137,13 @@ class RunConfig:
         self.gamin_class_list()
         if self.quant_bits > 16:
             raise RunConfigError("quant-bits", self.quant_bits, "an integer from 1 to 16")
+        if self.num_shares == 1:
+            raise RunConfigError("num-shares", self.num_shares, "0 (every client of the round) or an integer >= 2")
+        if self.num_shares and self.reconstruction_threshold > self.num_shares:
+            raise RunConfigError("reconstruction-threshold", self.reconstruction_threshold,
+                                 f"an integer from 2 to num-shares ({self.num_shares})")
+        if self.quantization_range >= SECAGG_MODULUS:
+            raise RunConfigError("quantization-range", self.quantization_range, f"an integer from 2 to {SECAGG_MODULUS - 1}")
         if self.gamin_round_set() and self.dataset in EVENT_DATASETS:
             raise RunConfigError("gamin-rounds", self.gamin_rounds, "'none' for event data (GAMIN generates static inputs)")
 

@@ -18,7 +18,7 @@ without asking the clients:
   sample rate batch / shard size (Opacus' accounting, which assumes Poisson
   sampling; our batches are shuffled fixed-size, as in most DP-SGD code); the
   worst client (most steps, highest rate) is reported.
-- none, topk, quantize: no DP guarantee; epsilon is recorded as None.
+- none, topk, quantize, secagg: no DP guarantee; epsilon is recorded as None.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 from fedsnn.experiment.config import RunConfig
 from fedsnn.experiment.federation import local_plan, sample_partitions, shards
+from fedsnn.experiment.secagg import secagg_parameters
 from fedsnn.task.defenses import gaussian_mechanism_noise_multiplier, rdp_epsilon
 from fedsnn.task.training import local_batches
 
@@ -45,6 +46,7 @@ def public_parameters(cfg: RunConfig) -> dict[str, Any]:
         "dp-sgd": {"clip-norm": cfg.clip_norm, "noise-multiplier": cfg.noise_multiplier},
         "topk": {"topk-fraction": cfg.topk_fraction},
         "quantize": {"quant-bits": cfg.quant_bits},
+        "secagg": secagg_parameters(cfg),
     }
     return {"defense": cfg.defense, **by_defense[cfg.defense]}
 

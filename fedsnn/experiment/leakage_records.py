@@ -29,7 +29,8 @@ from fedsnn.analysis.metrics import Judge, judge_correct, label_multiset_accurac
 from fedsnn.analysis.scoring import gains, score_controls, score_reconstruction
 from fedsnn.experiment.auxiliary import auxiliary_data
 from fedsnn.experiment.config import RunConfig
-from fedsnn.experiment.ground_truth import ground_truth
+from fedsnn.experiment.defense import public_parameters
+from fedsnn.experiment.ground_truth import ground_truth, round_ground_truth
 from fedsnn.experiment.runs import RecordLog
 
 log = logging.getLogger("fedsnn")
@@ -48,10 +49,17 @@ class LeakageRecorder:
         """The controls' source: data the attacker may hold (the test split), built once."""
         return auxiliary_data(self.cfg)
 
-    def record(self, server_round: int, partition_id: int, attack: str, reconstruction) -> dict[str, Any]:
-        """Score one attack's output and its controls against the re-derived batch; append its line."""
+    def record(self, server_round: int, victim: int | tuple[int, ...], attack: str, reconstruction) -> dict[str, Any]:
+        """Score one attack's output and its controls against the re-derived batch; append its line.
+
+        ``victim``: a partition id, or a tuple of them for an attack on the round's
+        aggregate (secure aggregation): scored against the union of their batches,
+        recorded as partition 'aggregate' with its ``partitions``.
+        """
+        aggregate = isinstance(victim, tuple)
         line: dict[str, Any] = {
-            "round": server_round, "partition": partition_id, "model": self.cfg.model, "dataset": self.cfg.dataset,
+            "round": server_round, "partition": "aggregate" if aggregate else victim, "model": self.cfg.model,
+            "dataset": self.cfg.dataset,
             "attack": attack, "status": reconstruction.status, "reason": reconstruction.reason,
             "time-guard-fired": reconstruction.reason.startswith(TIME_GUARD),
             "tolerance": self.cfg.attack_tolerance,
@@ -60,10 +68,14 @@ class LeakageRecorder:
             "diagnostics": reconstruction.diagnostics, "config-hash": self.cfg.digest(),
             "judge": self.judge_note or None,
         }
+        if aggregate:
+            line["partitions"] = sorted(victim)
+            line["defense"] = public_parameters(self.cfg)
         samples = reconstruction.samples
         if reconstruction.ok and samples.numel() and torch.isfinite(samples).all():
             try:
-                truth = ground_truth(self.cfg, partition_id, self.num_partitions, server_round)
+                truth = (round_ground_truth(self.cfg, victim, self.num_partitions, server_round) if aggregate
+                         else ground_truth(self.cfg, victim, self.num_partitions, server_round))
                 records, matched = score_reconstruction(samples, reconstruction.labels, truth, self.judge)
                 controls = score_controls(matched.samples, matched.labels, self.auxiliary, reconstruction.labels,
                                           reconstruction.initial, self.judge)
@@ -81,7 +93,7 @@ class LeakageRecorder:
                 line["client-samples"] = len(truth)
                 if self.judge is not None:  # ASR's ceiling: the judge on the matched originals themselves
                     line["judge-on-originals"] = judge_correct(self.judge, matched.samples, matched.labels).tolist()
-                path = self.dir / "reconstructions" / f"r{server_round:03d}-p{partition_id}-{attack}.pt"
+                path = self.dir / "reconstructions" / f"r{server_round:03d}-p{'agg' if aggregate else victim}-{attack}.pt"
                 torch.save({"original": matched.samples, "labels": matched.labels,
                             "reconstruction": samples[: len(matched)].detach().cpu(), "model": self.cfg.model}, path)
             except Exception as exc:  # noqa: BLE001 - scoring trouble is recorded, never fatal

@@ -88,7 +88,12 @@ def leakage_table(run_dir: Path) -> str:
         ctrl, gain = controls.get((r["round"], r["attack"]), ("none recorded", ""))
         lines.append(f"| {r['round']} | {r['attack']} | {r['model']} | {r['samples']} | {_fmt(r['success'])} | "
                      f"{_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['asr'])} | {ctrl} | {gain} |")
-    return "\n".join(lines) + "\n"
+    aggregates = sorted({tuple(line.get("partitions", [])) for line in read_jsonl(run_dir / "leakage.jsonl")
+                         if line.get("partition") == "aggregate"})
+    note = (f"\nSecure aggregation: each row attacks the round's aggregate of partitions "
+            f"{', '.join(str(list(a)) for a in aggregates)}, the only update the server saw, scored against the "
+            "union of their batches.\n") if aggregates else ""
+    return "\n".join(lines) + "\n" + note
 
 
 def _controls_by_round(run_dir: Path) -> dict[tuple[int, str], tuple[str, str]]:
