@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fedsnn.analysis import stats  # noqa: E402
 from fedsnn.experiment.health import short_reason, training_failure  # noqa: E402
 from fedsnn.experiment.reporting import _displayable, leakage_by_round  # noqa: E402
 from fedsnn.experiment.runs import read_jsonl  # noqa: E402
@@ -86,8 +87,8 @@ def leakage_table(run_dir: Path) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ctrl, gain = controls.get((r["round"], r["attack"]), ("none recorded", ""))
-        lines.append(f"| {r['round']} | {r['attack']} | {r['model']} | {r['samples']} | {_fmt(r['success'])} | "
-                     f"{_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_fmt(r['asr'])} | {ctrl} | {gain} |")
+        lines.append(f"| {r['round']} | {r['attack']} | {r['model']} | {r['samples']} | {_percent(r['success'])} | "
+                     f"{_fmt(r['psnr'])} | {_fmt(r['ssim'])} | {_percent(r['asr'])} | {ctrl} | {gain} |")
     aggregates = sorted({tuple(line.get("partitions", [])) for line in read_jsonl(run_dir / "leakage.jsonl")
                          if line.get("partition") == "aggregate"})
     note = (f"\nSecure aggregation: each row attacks the round's aggregate of partitions "
@@ -203,6 +204,11 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _median(samples: list[dict], key: str) -> float | None:
     values = [s[key] for s in samples if isinstance(s.get(key), (int, float)) and np.isfinite(s[key])]
     return float(np.median(values)) if values else None
+
+
+def _percent(rate: Any) -> str:
+    """A rate (an Interval of a fraction) in percent, with its interval."""
+    return rate.format(".0f", scale=100) if isinstance(rate, stats.Interval) else _fmt(rate)
 
 
 def _fmt(value: Any) -> str:
