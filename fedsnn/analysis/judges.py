@@ -58,6 +58,7 @@ class Recipe:
     augment: bool = False
     max_seconds: float | None = None
     width: int = 0
+    label_smoothing: float = 0.0
 
 
 RECIPES = {
@@ -136,7 +137,8 @@ def fit_judge(split: Split, recipe: Recipe, seed: int = 0, log: bool = False) ->
             idx = order[i : i + recipe.batch_size]
             x, y = train.samples[idx], train.labels[idx]
             x = _augment(x, generator) if recipe.augment else x
-            loss = F.cross_entropy(model(x.transpose(0, 1) if train.is_event else x), y)
+            loss = F.cross_entropy(model(x.transpose(0, 1) if train.is_event else x), y,
+                                   label_smoothing=recipe.label_smoothing)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
