@@ -75,6 +75,8 @@ class Task:
     cache_dir: str
     judge: bool = True
     tolerance: float = 1e-6
+    iterations: int = 300
+    grnn_iterations: int = 1000
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def auxiliary(dataset: str, data_dir: str, timesteps: int, seed: int) -> Auxilia
 
 def attack_config(task: Task, seed: int = 0) -> AttackConfig:
     """Deterministic stops (iterations, tolerance); the wall-clock guard only if asked for."""
-    return AttackConfig(seed=seed, time_budget_s=task.time_budget, tolerance=task.tolerance)
+    return AttackConfig(seed=seed, time_budget_s=task.time_budget, tolerance=task.tolerance,
+                        iterations=task.iterations, grnn_iterations=task.grnn_iterations)
 
 
 def run_task(task: Task) -> dict[str, object]:
@@ -144,7 +147,8 @@ def make_record(task: Task, victim: Victim, rec: Reconstruction) -> dict[str, ob
         "train_index": task.train_index, "label": int(y), "model_seed": model_seed, "status": rec.status,
         "reason": rec.reason.splitlines()[0][:200] if rec.reason else "", "final_loss": rec.final_loss,
         "iterations": rec.iterations, "evaluations": rec.evaluations, "seconds": rec.wall_time_s,
-        "tolerance": task.tolerance, **score(rec, x, y, judge, auxiliary(task.dataset, task.data_dir, task.timesteps, task.seed)),
+        "tolerance": task.tolerance, "budget": {"iterations": task.iterations, "grnn_iterations": task.grnn_iterations},
+        **score(rec, x, y, judge, auxiliary(task.dataset, task.data_dir, task.timesteps, task.seed)),
         "firing_rates": rates, "mean_firing_rate": float(np.mean(rates)) if rates else None,
         "observed_grad_norm": rec.diagnostics.get("observed_grad_norm"),
     }
@@ -216,6 +220,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=None,
                    help="wall-clock safety guard per attack (default: off; recorded when it fires)")
     p.add_argument("--tolerance", type=float, default=1e-6, help="stop once the matching loss is below it")
+    p.add_argument("--iterations", type=int, default=300, help="L-BFGS steps per DLG/iDLG attack (the paper's 300)")
+    p.add_argument("--grnn-iterations", type=int, default=1000, help="GRNN generator updates (the paper's 1000)")
     p.add_argument("--snn-time-budget", type=float, default=None, help="per SNN attack (default --time-budget)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--batch", type=int, default=MAX_VICTIMS,
@@ -249,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
                 for i, index in enumerate(sample_indices(dataset, size, count, args.seed)):
                     if (dataset, attack, model, i) not in done:
                         tasks.append(Task(dataset, model, attack, i, index, args.data_dir, args.seed, args.lr,
-                                          args.timesteps, budget, args.cache_dir, not args.no_judge, args.tolerance))
+                                          args.timesteps, budget, args.cache_dir, not args.no_judge, args.tolerance,
+                                          args.iterations, args.grnn_iterations))
     print(f"{len(tasks)} attacks to run ({len(done)} already recorded)", flush=True)
     run_tasks(tasks, log, args.workers, args.batch)
     report(out, args.data_dir, args.seed, args.timesteps, args.cache_dir)

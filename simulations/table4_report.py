@@ -193,10 +193,12 @@ def report(out: Path, data_dir: str, seed: int, timesteps: int, cache_dir: str) 
     invocations = read_jsonl(out / "invocations.jsonl")
     budgets = sorted({(i["config"]["time_budget"], i["config"]["snn_time_budget"]) for i in invocations}, key=str)
     tolerances = sorted({t for v in summaries.values() for t in v["tolerances"]})
+    steps = sorted({(i["config"].get("iterations", 300), i["config"].get("grnn_iterations", 1000)) for i in invocations})
     notes = [f"Ours: seeded random training samples, batch size 1, client lr {invocations[-1]['config']['lr']}, "
              "U(-0.5, 0.5) init re-drawn per sample, T = 20 for SNN-LeNet (IF neurons, ATan surrogate). "
              f"Wall-clock guards per attack (LeNet, SNN) over invocations: {budgets}; 'time-guard stops' counts the "
              "attacks they ended (those results depend on the machine's load). "
+             f"Budgets (DLG/iDLG L-BFGS steps, GRNN generator updates) over invocations: {steps}. "
              f"Stopping tolerance on the matching loss: {tolerances} (success-case PSNR depends on it; the paper "
              "does not give its own). Paper: 1,000 samples per cell. Code version: " + invocations[-1]["code_version"],
              "",

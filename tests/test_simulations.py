@@ -36,11 +36,13 @@ def test_table4_writes_csv_markdown_png_and_resumes(tmp_path: Path, capsys) -> N
 
 def test_table4_batched_records_equal_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
     data = str(write_synthetic_mnist(tmp_path / "data"))
-    monkeypatch.setattr(table4, "AttackConfig", partial(AttackConfig, iterations=3, max_eval=4))  # short runs
+    monkeypatch.setattr(table4, "AttackConfig", partial(AttackConfig, max_eval=4))  # short runs
     train = table4.load_dataset("mnist", data, timesteps=4, seed=0).train
-    tasks = [table4.Task("mnist", "lenet", "dlg", i, index, data, 0, 0.1, 4, None, str(tmp_path / "cache"), False)
+    tasks = [table4.Task("mnist", "lenet", "dlg", i, index, data, 0, 0.1, 4, None, str(tmp_path / "cache"), False,
+                         iterations=3)
              for i, index in enumerate(table4.sample_indices("mnist", len(train), 3, 0))]
     batched = table4.run_batch(tasks)
+    assert all(r["budget"]["iterations"] == 3 and r["iterations"] <= 3 for r in batched)  # the task's budget is used
     for task, record in zip(tasks, batched):
         alone = table4.run_task(task)  # seed = sample in both
         assert record.keys() == alone.keys()
