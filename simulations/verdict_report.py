@@ -99,9 +99,15 @@ def table(groups: dict, verdicts: dict) -> list[str]:
 
 def scatter(groups: dict, path: Path) -> None:
     """Per (attack, init): each sample's LeNet SSIM gain against its SNN SSIM gain."""
-    keys = sorted(groups)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    keys = sorted(groups, key=lambda k: (k[1], k[0]))  # one row per init, one column per attack
+    inits = sorted({k[1] for k in keys})
+    columns = max(sum(k[1] == init for k in keys) for init in inits)
+    fig, axes = plt.subplots(len(inits), columns, figsize=(3.2 * columns, 3.2 * len(inits)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    slots = [axes[inits.index(init)][j] for init in inits for j in range(sum(k[1] == init for k in keys))]
+    for ax, key in zip(slots, keys):
+        ax.axis("on")
         shared = sorted(set(groups[key].get("lenet", {})) & set(groups[key].get("snn-lenet", {})))
         x = [groups[key]["lenet"][i]["gain_ssim"] for i in shared]
         y = [groups[key]["snn-lenet"][i]["gain_ssim"] for i in shared]
@@ -109,8 +115,10 @@ def scatter(groups: dict, path: Path) -> None:
         ax.plot([-1, 1], [-1, 1], "k--", lw=0.7)
         ax.axhline(0, color="grey", lw=0.5), ax.axvline(0, color="grey", lw=0.5)
         ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="LeNet SSIM gain", ylabel="SNN-LeNet SSIM gain",
-               title=f"{key[0]}, {key[1]} (n={len(shared)})")
-        ax.title.set_fontsize(8)
+               title=f"{key[0]}, {key[1]} init (n={len(shared)})")
+        ax.title.set_fontsize(9)
+    fig.suptitle("Per-sample SSIM gain over the label-only guess, same digit and model seed (above the diagonal: "
+                 "the SNN leaks more)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
