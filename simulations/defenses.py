@@ -11,7 +11,7 @@ same seed, partitions and clients for both fleets:
   steps), attacks off; the global test accuracy after R rounds and the
   epsilon spent;
 - leakage: one FedSGD round on a batch of 4 (``LEAKAGE``: the setting in
-  which gradient inversion is known to work), every client attacked by the
+  which gradient inversion is known to work), both clients attacked by the
   registry's attacks (``--attacks``); leakage.jsonl as the evaluator wrote
   it (every field it has: per-sample scores, summary, controls, intervals).
 
@@ -21,8 +21,8 @@ defense. Utility: 5 rounds of 80 local steps (batch 16, lr 0.25) is where the
 sigmoid LeNet under the attack papers' U(-0.5, 0.5) init gets past its plateau
 (probe, undefended, seeds 0-2: 0.74-0.89 on 300 test digits; 40 steps gave 0.21);
 SNN-LeNet reaches ~0.9. To fit the budget: SNN-LeNet runs T=8 timesteps (the
-app's default is 20), one seeded client per leakage run is attacked (its 4
-samples), iDLG gets 30 L-BFGS iterations (the time budget is only a guard),
+app's default is 20), both clients' round-1 updates are attacked (4 digits
+each, 8 per seed), iDLG gets 30 L-BFGS iterations (the time budget is only a guard),
 and the learned attack keeps its defaults (5000 auxiliary samples, 30 epochs,
 width 1024): its decoder depends only on the round-1 global weights and the
 declared training, the same at every defense for a (fleet, seed), so the
@@ -61,7 +61,7 @@ NUM_CLIENTS = 2
 COMMON = {"dataset": "mnist", "eval-samples": 1000, "judge": "cached", "gamin-rounds": "none", "lr": 0.25, "timesteps": 8}
 UTILITY = {"mode": "fedavg", "local-steps": 80, "batch-size": 16, "num-rounds": 5, "attacks": "none"}
 LEAKAGE = {"mode": "fedsgd", "batch-size": 4, "num-rounds": 1, "attack-rounds": "all", "attack-samples": 0,
-           "attack-clients": 1, "attack-iterations": 30, "attack-time-budget": 300.0}
+           "attack-clients": 0, "attack-iterations": 30, "attack-time-budget": 300.0}
 # defense -> (run-config key swept, strengths from weak to strong)
 SWEEP: dict[str, tuple[str, tuple[float, ...]]] = {
     "dp-client-fixed": ("noise-multiplier", (0.01, 0.1, 0.3, 1.0)),
