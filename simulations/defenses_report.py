@@ -134,8 +134,14 @@ def matched_pairs(groups: dict[Key, list[dict[str, Any]]], losses: dict[str, flo
     return out
 
 
+READINGS = ("SNN leaks less", "LeNet leaks less", "intervals overlap", "neither above label-only")
+
+
 def pair_verdict(pair: dict[str, Any]) -> str:
-    """'SNN leaks less' / 'LeNet leaks less' (the two gains' intervals apart) or 'intervals overlap'."""
+    """One of READINGS: neither fleet's gain interval lies above 0 (nothing beyond the label), else the
+    two gains' intervals overlap, else the fleet with the lower gain leaks less."""
+    if pair["snn-gain"].low <= 0 and pair["ann-gain"].low <= 0:
+        return "neither above label-only"
     if pair["overlap"]:
         return "intervals overlap"
     return "SNN leaks less" if pair["snn-gain"].value < pair["ann-gain"].value else "LeNet leaks less"
@@ -203,7 +209,7 @@ def matched_lines(groups: dict, losses: dict, attack: str, defenses: list[str]) 
                 continue  # the undefended pair once per attack
             every.append({**p, "defense": defense})
             lines.append(
-                f"| {defense} | {_fmt(p['snn'][1]) if p['snn'][0] != 'none' else 'none'} ({p['snn-loss']:+.3f}) "
+                f"| {defense if p['snn'][0] != 'none' else 'none (either)'} | {_fmt(p['snn'][1]) if p['snn'][0] != 'none' else 'none'} ({p['snn-loss']:+.3f}) "
                 f"| {_fmt(p['ann'][1]) if p['ann'][0] != 'none' else 'none'} ({p['ann-loss']:+.3f}) | {p['gap']:.3f}"
                 + ("" if p["gap"] <= MATCH_TOLERANCE else " (unmatched)")
                 + f" | {p['snn-gain'].format('+.3f')} | {p['ann-gain'].format('+.3f')} | {p['difference'].format('+.3f')} "
@@ -223,10 +229,11 @@ def paragraph(attack: str, pairs: list[dict[str, Any]]) -> str:
                  f"(difference {undefended['difference'].format('+.3f')}; {pair_verdict(undefended)}). ")
     if not matched:
         return head + "No defended SNN point has a LeNet point within the tolerance: the fleets cannot be compared at equal loss here."
-    counts = {v: [p for p in matched if pair_verdict(p) == v] for v in ("SNN leaks less", "LeNet leaks less", "intervals overlap")}
+    counts = {v: [p for p in matched if pair_verdict(p) == v] for v in READINGS}
     text = head + (f"Of {len(matched)} matched defended pairs, SNN-LeNet leaks less with non-overlapping intervals in "
-                   f"{len(counts['SNN leaks less'])}, LeNet leaks less in {len(counts['LeNet leaks less'])}, and the "
-                   f"intervals overlap in {len(counts['intervals overlap'])}. ")
+                   f"{len(counts['SNN leaks less'])}, LeNet leaks less in {len(counts['LeNet leaks less'])}, the "
+                   f"intervals overlap in {len(counts['intervals overlap'])}, and neither fleet's gain interval lies "
+                   f"above zero (nothing beyond the label) in {len(counts['neither above label-only'])}. ")
     details = []
     for p in matched:
         details.append(f"{p['defense']} {_fmt(p['snn'][1])} vs {_fmt(p['ann'][1]) if p['ann'][0] != 'none' else 'none'} "

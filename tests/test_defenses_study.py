@@ -61,7 +61,7 @@ def test_accuracy_loss_is_against_the_undefended_fleet_at_the_same_seed():
 
 
 def test_matched_pairs_take_the_nearest_lenet_loss_and_read_the_intervals():
-    leaky, tight, blank = [0.9, 0.92, 0.95, 0.97, 0.99], [0.30, 0.31, 0.32, 0.33, 0.34], [0.6, 0.7, 0.8]
+    leaky, tight, blank = [0.9, 0.92, 0.95, 0.97, 0.99], [0.50, 0.51, 0.52, 0.53, 0.54], [0.6, 0.7, 0.8]
     rows = [record("none", None, f, 0, 0.9, leaky) for f in FLEETS]
     rows += [record("topk", 0.5, "lenet", 0, 0.88, leaky), record("topk", 0.1, "lenet", 0, 0.6, tight),
              record("topk", 0.1, "snn-lenet", 0, 0.62, tight), record("topk", 0.5, "snn-lenet", 0, 0.87, blank)]
@@ -76,6 +76,10 @@ def test_matched_pairs_take_the_nearest_lenet_loss_and_read_the_intervals():
     text = paragraph("idlg", [{**p, "defense": "topk"} for p in pairs.values()])
     assert "Of 2 matched defended pairs, SNN-LeNet leaks less with non-overlapping intervals in 1" in text
     assert "the intervals overlap in 1" in text
+    below = [0.1, 0.15, 0.2, 0.25]  # under the 0.3 label-only guess: nothing beyond the label for either fleet
+    rows = [record("none", None, f, 0, 0.9, below) for f in FLEETS]
+    (none,) = matched_pairs(grouped(rows), accuracy_losses(rows), "idlg", "topk")
+    assert pair_verdict(none) == "neither above label-only"
 
 
 def test_median_difference_interval_brackets_the_shift():
