@@ -12,12 +12,15 @@ ASR's floor (``fedsnn.analysis.stats``). Accuracy loss = the undefended
 fleet's accuracy at the same seed minus the point's; mean [range] over seeds.
 
 Matched comparison: for each defense, each SNN-LeNet point (the undefended one
-included) is paired with the LeNet point of the same defense (or no defense)
-whose mean accuracy loss is nearest (nearest points, no interpolation: an
-interpolated gain has no interval of its own). A pair counts as matched when
-the losses differ by at most ``MATCH_TOLERANCE``. The difference SNN minus
-LeNet of the median SSIM gains gets a two-sample percentile-bootstrap interval
-(each fleet's samples resampled on their own; ``scipy.stats.bootstrap``).
+included) is paired with the LeNet point of the same strength when their mean
+accuracy losses differ by at most ``MATCH_TOLERANCE``, else with the LeNet
+point of the same defense (or no defense) whose mean loss is nearest (nearest
+points, no interpolation: an interpolated gain has no interval of its own). A
+pair counts as matched when the losses differ by at most the tolerance. The
+difference SNN minus LeNet of the median SSIM gains gets a two-sample
+percentile-bootstrap interval (each fleet's samples resampled on their own;
+``scipy.stats.bootstrap``); the reading follows that interval, and whether
+the two gains' own intervals overlap is reported beside it.
 """
 
 from __future__ import annotations
@@ -122,7 +125,11 @@ def matched_pairs(groups: dict[Key, list[dict[str, Any]]], losses: dict[str, flo
         if not ann:
             break
         snn_loss = group_loss(groups[snn_key], losses)[0]
-        ann_key = min(ann, key=lambda k: (abs(group_loss(groups[k], losses)[0] - snn_loss), _order(k)))
+        twin = (snn_key[0], snn_key[1], "lenet")
+        if twin in ann and abs(group_loss(groups[twin], losses)[0] - snn_loss) <= MATCH_TOLERANCE:
+            ann_key = twin  # the same strength, when its loss is within the tolerance
+        else:
+            ann_key = min(ann, key=lambda k: (abs(group_loss(groups[k], losses)[0] - snn_loss), _order(k)))
         ann_loss = group_loss(groups[ann_key], losses)[0]
         a, s = pooled(groups[ann_key], attack), pooled(groups[snn_key], attack)
         if not a["samples"] or not s["samples"]:
@@ -134,17 +141,21 @@ def matched_pairs(groups: dict[Key, list[dict[str, Any]]], losses: dict[str, flo
     return out
 
 
-READINGS = ("SNN leaks less", "LeNet leaks less", "intervals overlap", "neither above label-only")
+READINGS = ("SNN leaks less", "LeNet leaks less", "no clear difference", "neither above label-only")
 
 
 def pair_verdict(pair: dict[str, Any]) -> str:
-    """One of READINGS: neither fleet's gain interval lies above 0 (nothing beyond the label), else the
-    two gains' intervals overlap, else the fleet with the lower gain leaks less."""
+    """One of READINGS: 'neither above label-only' when neither fleet's gain interval lies above 0
+    (nothing beyond the label); else by the interval of the difference SNN - LeNet: below 0, above 0,
+    or spanning 0 ('no clear difference'). Whether the two gains' own intervals overlap is reported apart."""
     if pair["snn-gain"].low <= 0 and pair["ann-gain"].low <= 0:
         return "neither above label-only"
-    if pair["overlap"]:
-        return "intervals overlap"
-    return "SNN leaks less" if pair["snn-gain"].value < pair["ann-gain"].value else "LeNet leaks less"
+    diff = pair["difference"]
+    if diff.high < 0:
+        return "SNN leaks less"
+    if diff.low > 0:
+        return "LeNet leaks less"
+    return "no clear difference"
 
 
 def plot_defense(defense: str, groups: dict, losses: dict, attack: str, path: Path) -> None:
@@ -201,7 +212,7 @@ def table_lines(groups: dict, losses: dict, attack: str, defenses: list[str]) ->
 
 def matched_lines(groups: dict, losses: dict, attack: str, defenses: list[str]) -> tuple[list[str], list[dict]]:
     lines = ["| defense | SNN point (loss) | nearest LeNet point (loss) | loss gap | SNN gain | LeNet gain | "
-             "SNN - LeNet [95% CI] | reading |", "|---|---|---|---|---|---|---|---|"]
+             "SNN - LeNet [95% CI] | gain intervals overlap | reading |", "|---|---|---|---|---|---|---|---|---|"]
     every = []
     for defense in defenses:
         for p in matched_pairs(groups, losses, attack, defense):
@@ -213,7 +224,7 @@ def matched_lines(groups: dict, losses: dict, attack: str, defenses: list[str]) 
                 f"| {_fmt(p['ann'][1]) if p['ann'][0] != 'none' else 'none'} ({p['ann-loss']:+.3f}) | {p['gap']:.3f}"
                 + ("" if p["gap"] <= MATCH_TOLERANCE else " (unmatched)")
                 + f" | {p['snn-gain'].format('+.3f')} | {p['ann-gain'].format('+.3f')} | {p['difference'].format('+.3f')} "
-                f"| {pair_verdict(p)} |")
+                f"| {'yes' if p['overlap'] else 'no'} | {pair_verdict(p)} |")
     return lines, every
 
 
@@ -226,19 +237,23 @@ def paragraph(attack: str, pairs: list[dict[str, Any]]) -> str:
             "label-only guess, 95% bootstrap intervals. ")
     if undefended is not None:
         head += (f"Undefended: SNN-LeNet {undefended['snn-gain'].format('+.3f')}, LeNet {undefended['ann-gain'].format('+.3f')} "
-                 f"(difference {undefended['difference'].format('+.3f')}; {pair_verdict(undefended)}). ")
+                 f"(difference {undefended['difference'].format('+.3f')}; {pair_verdict(undefended)}"
+                 + ("; the two gains' intervals overlap" if undefended["overlap"] else "") + "). ")
     if not matched:
         return head + "No defended SNN point has a LeNet point within the tolerance: the fleets cannot be compared at equal loss here."
     counts = {v: [p for p in matched if pair_verdict(p) == v] for v in READINGS}
-    text = head + (f"Of {len(matched)} matched defended pairs, SNN-LeNet leaks less with non-overlapping intervals in "
+    decided = counts["SNN leaks less"] + counts["LeNet leaks less"]
+    text = head + (f"Of {len(matched)} matched defended pairs, SNN-LeNet leaks less (difference interval below 0) in "
                    f"{len(counts['SNN leaks less'])}, LeNet leaks less in {len(counts['LeNet leaks less'])}, the "
-                   f"intervals overlap in {len(counts['intervals overlap'])}, and neither fleet's gain interval lies "
-                   f"above zero (nothing beyond the label) in {len(counts['neither above label-only'])}. ")
+                   f"difference interval spans 0 in {len(counts['no clear difference'])}, and neither fleet's gain "
+                   f"interval lies above zero (nothing beyond the label) in {len(counts['neither above label-only'])}"
+                   + (f"; in {sum(p['overlap'] for p in decided)} of the {len(decided)} decided pairs the two gains' own "
+                      "intervals overlap" if decided else "") + ". ")
     details = []
     for p in matched:
         details.append(f"{p['defense']} {_fmt(p['snn'][1])} vs {_fmt(p['ann'][1]) if p['ann'][0] != 'none' else 'none'} "
                        f"(losses {p['snn-loss']:+.2f}/{p['ann-loss']:+.2f}): SNN - LeNet {p['difference'].format('+.3f')}, "
-                       f"{pair_verdict(p)}")
+                       f"{pair_verdict(p)}" + (", gain intervals overlap" if p["overlap"] else ""))
     text += "Pairs (SNN strength vs LeNet strength): " + "; ".join(details) + "."
     unmatched = len([p for p in pairs if p["gap"] > MATCH_TOLERANCE and p["snn"][0] != "none"])
     if unmatched:
