@@ -205,7 +205,7 @@ def table_lines(groups: dict, losses: dict, attack: str, defenses: list[str]) ->
         lines.append(
             f"| {key[0]} | {_fmt(key[1])} | {key[2]} | {len(rs)} | {np.mean(accs):.3f} [{min(accs):.3f}, {max(accs):.3f}] "
             f"| {loss_text} | {_fmt(_epsilon(rs))} | {s['samples']} | {s['psnr'].format('.1f')} | {s['ssim'].format('.3f')} "
-            f"| **{s['gain-ssim'].format('+.3f')}** | {s['asr'].format('.0f', 100, '%')} ({s['asr-floor'].format('.0f', 100, '%')}) "
+            f"| **{s['gain-ssim'].format('+.3f')}** | {s['asr'].format('.0f', 100, '%')} n={s['asr'].n} ({s['asr-floor'].format('.0f', 100, '%')}) "
             f"| {s['success'].format('.0f', 100, '%')} | {s['failed']} |")
     return lines
 
@@ -281,7 +281,8 @@ def write_report(out: Path) -> Path:
              "loss = the undefended fleet's accuracy at the same seed minus the point's. Leakage: per-sample scores "
              "pooled over the attacked clients and seeds (n = samples); medians with 95% percentile-bootstrap intervals, "
              "rates with Wilson intervals; SSIM gain = attack SSIM minus the label-only guess's (class mean of the "
-             "inferred label) on the same digit; ASR floor = the judge on the label-only guesses. Epsilon at the "
+             "inferred label) on the same digit; ASR floor = the judge on the label-only guesses; ASR's n counts the samples "
+             "a judge scored (a run with judge='cached' and no judge cached for its seed records none). Epsilon at the "
              "recorded delta (client-level for dp-client-fixed/local-dp, sample-level for dp-sgd).\n"]
     paragraphs = []
     for attack in attacks:
