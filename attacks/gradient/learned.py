@@ -20,7 +20,12 @@ of the task's distribution that no client holds (``config.auxiliary``; its
 The decoder is trained once per (model, global weights, declared training)
 and shared by every victim of the group: ``reconstruct_group`` is the entry
 for a round; ``reconstruct`` is a group of one. Training and per-victim costs
-are reported apart (``diagnostics['decoder']``). ``initial`` holds the
+are reported apart (``diagnostics['decoder']``). A process keeps its last
+``KEPT_DECODERS`` decoders (``decoder_key``: the group key, the auxiliary data's
+digest and every learned setting): a server that meets the same global weights
+and declared training again (another federation from the same initial model)
+reuses the decoder a retrain would give (training is seeded), reported as
+``reused``, with the costs of the training that made it. ``initial`` holds the
 label-only guess (the auxiliary class mean of each inferred label): the
 control every learned reconstruction is read against.
 """
@@ -30,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +50,8 @@ from fedsnn.task.models import build_model, is_spiking
 
 CHUNK = 250  # auxiliary samples per forward pass
 DECODER_BATCH = 256
+KEPT_DECODERS = 8  # trained decoders a process keeps for reuse (decoder_key -> decoder, its training facts)
+_decoders: OrderedDict[tuple, tuple["Decoder", dict[str, object]]] = OrderedDict()
 
 
 def group_key(observed: ObservedUpdate) -> str:
@@ -54,6 +62,21 @@ def group_key(observed: ObservedUpdate) -> str:
         digest.update(name.encode())
         digest.update(observed.global_weights[name].detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def decoder_key(observed: ObservedUpdate, config: AttackConfig, aux: AuxiliaryData) -> tuple:
+    """What a trained decoder depends on: the group key, the auxiliary data (source and a digest of its
+    samples and labels) and every setting of the simulation and training."""
+    digest = hashlib.sha1(aux.source.encode())
+    for tensor in (aux.samples, aux.labels):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return (group_key(observed), digest.hexdigest(), config.seed, config.learned_samples, config.learned_epochs,
+            config.learned_hidden, config.learned_lr, config.learned_simulations, str(config.device))
+
+
+def clear_decoders() -> None:
+    """Forget every kept decoder (the next group trains its own)."""
+    _decoders.clear()
 
 
 def global_model(observed: ObservedUpdate, device: torch.device) -> nn.Module:
@@ -212,12 +235,22 @@ def _group(observed: Sequence[ObservedUpdate], config: AttackConfig) -> list[Rec
     start = time.perf_counter()
     probe = aux.samples[torch.randperm(len(aux.labels), generator=torch.Generator().manual_seed(config.seed))[:256]]
     mean_probs = forward_features(model, probe.to(device))[1].mean(0)
-    pairs = simulate(observed[0], aux, config, model, mean_probs)
-    simulate_s = time.perf_counter() - start
-    decoder, train_loss = train_decoder(pairs, config, observed[0].spec.num_classes)
-    shared = {"simulate_s": simulate_s, "train_s": time.perf_counter() - start - simulate_s,
-              "pairs": len(pairs.labels), "epochs": config.learned_epochs, "width": config.learned_hidden,
-              "train_loss": train_loss, "victims": len(observed)}
+    key = decoder_key(observed[0], config, aux)
+    reused = key in _decoders
+    if reused:
+        _decoders.move_to_end(key)
+        decoder, facts = _decoders[key]
+    else:
+        pairs = simulate(observed[0], aux, config, model, mean_probs)
+        simulate_s = time.perf_counter() - start
+        decoder, train_loss = train_decoder(pairs, config, observed[0].spec.num_classes)
+        facts = {"simulate_s": simulate_s, "train_s": time.perf_counter() - start - simulate_s,
+                 "pairs": len(pairs.labels), "train_loss": train_loss}
+        _decoders[key] = (decoder, facts)
+        while len(_decoders) > KEPT_DECODERS:
+            _decoders.popitem(last=False)
+    shared = {**facts, "reused": reused, "epochs": config.learned_epochs, "width": config.learned_hidden,
+              "victims": len(observed)}
     return [decode(o, decoder, model, aux, mean_probs, config, shared) for o in observed]
 
 

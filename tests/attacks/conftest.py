@@ -12,10 +12,19 @@ import pytest
 import torch
 
 from attacks.core import ObservedUpdate
+from attacks.gradient import learned
 from fedsnn.experiment.simulated_client import client_update
 from fedsnn.task.models import ModelSpec
 
 MakeUpdate = Callable[..., ObservedUpdate]
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_decoders():
+    """Every test trains its own learned decoders (none kept from an earlier test)."""
+    learned.clear_decoders()
+    yield
+    learned.clear_decoders()
 
 
 @pytest.fixture()

@@ -83,6 +83,29 @@ def test_learned_trains_one_decoder_per_round_and_reports_costs_apart(make_updat
     assert set(recs[0].diagnostics["spike_flips"]) == {"sn1", "sn2", "sn3"}
 
 
+def test_a_kept_decoder_is_reused_only_for_the_same_weights_training_and_aux_and_gives_a_retrains_output(
+        make_update, monkeypatch):
+    spec = SPECS[0]
+    x, y = _images(2, 3), torch.tensor([1, 2])
+    calls = []
+    real = learned.train_decoder
+    monkeypatch.setattr(learned, "train_decoder", lambda *a, **k: calls.append(1) or real(*a, **k))
+    config = AttackConfig(auxiliary=_aux(128), **FAST_LEARNED)
+    first = get_attack("learned")(make_update(spec, x, y, lr=0.1), config)
+    again = get_attack("learned")(make_update(spec, _images(2, 4), torch.tensor([0, 3]), lr=0.1), config)
+    assert len(calls) == 1 and not first.diagnostics["decoder"]["reused"] and again.diagnostics["decoder"]["reused"]
+    assert again.diagnostics["decoder"]["train_s"] == first.diagnostics["decoder"]["train_s"]
+    get_attack("learned")(make_update(spec, x, y, lr=0.05), config)  # other declared lr: another decoder
+    get_attack("learned")(make_update(spec, x, y, lr=0.1), replace(config, auxiliary=_aux(96)))  # other aux data
+    get_attack("learned")(make_update(spec, x, y, lr=0.1), replace(config, learned_epochs=2))  # other training
+    assert len(calls) == 4
+    learned.clear_decoders()
+    retrained = get_attack("learned")(make_update(spec, x, y, lr=0.1), config)
+    kept = get_attack("learned")(make_update(spec, x, y, lr=0.1), config)
+    assert not retrained.diagnostics["decoder"]["reused"] and kept.diagnostics["decoder"]["reused"]
+    assert torch.equal(retrained.samples, first.samples) and torch.equal(kept.samples, first.samples)
+
+
 def test_learned_without_auxiliary_data_fails_without_raising(make_update):
     observed = make_update(SPECS[0], _images(1, 1), torch.tensor([0]))
     rec = get_attack("learned")(observed, AttackConfig())
