@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,13 @@ def test_cache_key_separates_data_dir_size_and_timesteps(tmp_path: Path) -> None
     assert key("mnist", "d", 0, 20, 0) != key("mnist", "d", 0, 20, 1)
 
 
+def test_cache_key_follows_the_recipe(tmp_path: Path, monkeypatch) -> None:
+    """A changed recipe (say, LFW's stronger one) must not reuse the old recipe's checkpoint."""
+    before = cache_paths("lfw", "d", 32, 20, 0, cache_dir=tmp_path)[0].name
+    monkeypatch.setitem(judges.RECIPES, "lfw", replace(judges.RECIPES["lfw"], epochs=1))
+    assert cache_paths("lfw", "d", 32, 20, 0, cache_dir=tmp_path)[0].name != before
+
+
 def test_dvs_judge_forward_shape_and_surrogate_gradient() -> None:
     model = DVSGestureSNN(width=4)
     events = (torch.rand(2, 4, 2, 16, 16) < 0.2).float()  # [B, T, C, H, W], data layout
@@ -91,7 +99,8 @@ def test_dvs_judge_forward_shape_and_surrogate_gradient() -> None:
 def test_unreadable_checkpoint_is_set_aside_and_retrained(mnist_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
-    checkpoint, meta = cache_paths("mnist", mnist_dir, 0, 20, 0, cache)
+    monkeypatch.setattr(judges, "recipe_for", lambda dataset, data_dir: Recipe("lenet", 1, batch_size=32, width=4))
+    checkpoint, meta = cache_paths("mnist", mnist_dir, 0, 20, 0, cache)  # the key includes that small recipe
     checkpoint.parent.mkdir(parents=True)
     torch.save({"code": print}, checkpoint)  # a global the weights-only loader refuses; torch's advice: weights_only=False
     with caplog.at_level("INFO", logger="fedsnn"):
@@ -101,7 +110,6 @@ def test_unreadable_checkpoint_is_set_aside_and_retrained(mnist_dir: str, tmp_pa
         assert str(checkpoint) in warning and str(aside) in warning and "weights_only" not in warning
         assert not checkpoint.exists()
         checkpoint.write_bytes(b"truncated")  # judge='auto': set aside again, then a new judge is trained
-        monkeypatch.setattr(judges, "recipe_for", lambda dataset, data_dir: Recipe("lenet", 1, batch_size=32, width=4))
         judge = load_judge("mnist", mnist_dir, cache_dir=cache)
     assert judge is not None and checkpoint.exists() and meta.exists()
     assert len(list(cache.glob("*.unreadable-*.pt"))) == 2

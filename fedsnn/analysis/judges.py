@@ -16,7 +16,9 @@ Judges are cached under ``cache_dir`` as ``<dataset>-<key>.pt`` (torch.save of a
 dict of plain types and tensors, loaded with ``weights_only=True``) beside a
 ``.json`` with the test accuracy and how it was trained. The key hashes the
 dataset, the resolved data_dir ('' = embedded MNIST sample), the image size
-(images) or timesteps (events) and the seed (LFW's split depends on it).
+(images) or timesteps (events), the seed (LFW's split depends on it) and the
+dataset's recipe (a changed recipe trains a new judge instead of reusing the
+old one's checkpoint).
 """
 
 from __future__ import annotations
@@ -167,7 +169,9 @@ def cache_paths(dataset: str, data_dir: str, image_size: int, timesteps: int, se
     """(checkpoint .pt, metadata .json) for one judge identity (module docstring)."""
     resolved = str(Path(data_dir).expanduser().resolve()) if data_dir else ""
     size_key = {"timesteps": timesteps} if dataset in EVENT_DATASETS else {"image_size": image_size}
-    identity = json.dumps({"dataset": dataset, "data_dir": resolved, "seed": seed, **size_key}, sort_keys=True)
+    recipe = asdict(recipe_for(dataset, data_dir)) if dataset in RECIPES else None
+    identity = json.dumps({"dataset": dataset, "data_dir": resolved, "seed": seed, "recipe": recipe, **size_key},
+                          sort_keys=True)
     stem = f"{dataset}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
     folder = Path(cache_dir).expanduser()
     return folder / f"{stem}.pt", folder / f"{stem}.json"
