@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attacks", default="idlg,learned", help="registry attacks run on every leakage update")
     parser.add_argument("--seeds", default="0", help="seeds of the full sweep")
     parser.add_argument("--chosen-seeds", default="0,1,2", help="seeds of the chosen strengths (and no defense)")
-    parser.add_argument("--chosen", default="dp-client-fixed=2,local-dp=1,dp-sgd=2,topk=2,quantize=2",
+    parser.add_argument("--chosen", default="dp-client-fixed=0,local-dp=1,dp-sgd=0,topk=2,quantize=2",
                         help="index of the chosen strength per defense")
     parser.add_argument("--only", default="", help="comma-separated defenses (and 'none') to run; '' = all")
     parser.add_argument("--fleets", default=",".join(FLEETS))

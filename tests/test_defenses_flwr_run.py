@@ -13,16 +13,23 @@ from fedsnn.launch import main as launch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_two_rounds(out: Path, settings: str) -> tuple[Path, list[dict]]:
+    """One real two-client `flwr run` with ``settings``; its run folder and metrics, after checking both clients
+    trained in both rounds."""
+    assert launch([str(ROOT), "--run-config", settings]) == 0
+    (run_dir,) = list(out.iterdir())
+    rounds = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["clients-ok"] == 2 for r in rounds[1:])
+    return run_dir, rounds
+
+
 @pytest.mark.flower
 def test_flwr_run_with_client_side_dp_records_epsilon_and_leakage(tmp_path):
     out = tmp_path / "runs"
     settings = (f"defense='dp-client-fixed' clip-norm=0.5 noise-multiplier=0.5 num-rounds=2 mode='fedsgd' "
                 f"batch-size=2 eval-samples=100 name='dp' output-dir='{out}' attacks='idlg' attack-samples=2 "
                 "attack-iterations=3 attack-time-budget=10.0 judge='none' gamin-rounds='none'")
-    assert launch([str(ROOT), "--run-config", settings]) == 0
-    (run_dir,) = list(out.iterdir())
-    rounds = read_jsonl(run_dir / "metrics.jsonl")
-    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["clients-ok"] == 2 for r in rounds[1:])
+    run_dir, rounds = run_two_rounds(out, settings)
     assert rounds[0]["epsilon"] == 0.0 < rounds[1]["epsilon"] < rounds[2]["epsilon"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["defense"] == {"defense": "dp-client-fixed", "clip-norm": 0.5, "noise-multiplier": 0.5}
@@ -39,10 +46,7 @@ def test_flwr_run_with_secagg_attacks_only_the_aggregate(tmp_path):
     settings = (f"defense='secagg' num-rounds=2 mode='fedsgd' batch-size=2 eval-samples=100 name='sa' "
                 f"output-dir='{out}' attacks='idlg' attack-samples=2 attack-iterations=3 attack-time-budget=10.0 "
                 "judge='none' gamin-rounds='none'")
-    assert launch([str(ROOT), "--run-config", settings]) == 0
-    (run_dir,) = list(out.iterdir())
-    rounds = read_jsonl(run_dir / "metrics.jsonl")
-    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["clients-ok"] == 2 for r in rounds[1:])
+    run_dir, rounds = run_two_rounds(out, settings)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["defense"]["defense"] == "secagg" and config["defense"]["num-shares"] == 0
     leakage = read_jsonl(run_dir / "leakage.jsonl")
