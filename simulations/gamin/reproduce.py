@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
-import snntorch
 import torch
 
 from attacks.blackbox import PROBES, GaminConfig
 from fedsnn.analysis.gamin_scoring import reference_pools, reference_scores
 from fedsnn.analysis.judges import load_judge
+from fedsnn.provenance import provenance
 from fedsnn.task.data import LabelledData, load_dataset
 from fedsnn.task.models import Target, TargetSpec, build_target, load_target, save_target
 from fedsnn.task.target_training import accuracy, train_target
@@ -199,8 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         "target_spec": asdict(TargetSpec("snn", train.input_shape, train.num_classes)),
         "train_size": len(train), "classes": classes, "snn_classes": snn_classes, "seeds": seeds,
         "test_accuracy": accuracies, "timings_s": timings, "wall_time_s_this_invocation": time.perf_counter() - t0,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "snntorch": snntorch.__version__, "platform": platform.platform()},
+        **provenance(),
     }
     (args.out / "run.json").write_text(json.dumps({"invocations": runs + [record]}, indent=2))
     log(f"wall time of this invocation {record['wall_time_s_this_invocation']:.0f} s")
