@@ -11,6 +11,7 @@ from attacks.blackbox import (GaminConfig, fidelity, invalid_target_reason, m_gl
 from fedsnn.task.models import TargetSpec, build_target, soft_cross_entropy
 from fedsnn.task.data import LabelledData
 from fedsnn.errors import ConfigError
+from simulations.gamin.report import comparison_rows
 from simulations.gamin.units import done_units, invert_target, make_invalid, read_units
 
 
@@ -158,3 +159,19 @@ def test_study_records_invalid_target_and_resumes(tmp_path) -> None:
     assert done_units(tmp_path / "per_class.jsonl") == {("ann", 0, 0), ("ann", 0, 1), ("ann", 0, 2),
                                                          ("ann-invalid", 0, 0), ("ann-invalid", 0, 1)}
     assert len(read_units(tmp_path / "per_class.jsonl")) == 5
+
+
+def test_report_compares_kinds_on_the_units_both_ran() -> None:
+    def unit(kind: str, seed: int, c: int, recognised: int) -> dict:
+        rate = {"rate": recognised / 4, "k": recognised, "n": 4}
+        return {"kind": kind, "seed": seed, "class": c, "status": "ok", "target_accuracy": 100.0,
+                "judge_recognised": rate, "closer_ssim": rate, "median_ssim_own": 0.1 * recognised}
+
+    units = [unit("ann", s, c, 4) for s in (0, 1) for c in range(5)]
+    units += [unit("snn", s, c, 0) for s in (0, 1) for c in range(5)] + [unit("snn", 2, 0, 4)]  # seed 2: no ANN pair
+    head, rows = comparison_rows(units)
+    judged = next(r for r in rows if r[1] == "judge-recognised %")
+    assert judged[:5] == ["SNN vs ANN", "judge-recognised %", "10", "100.0", "0.0"]
+    assert judged[5].startswith("-100.0") and judged[-1] == "lower" and float(judged[6]) < 0.05
+    assert next(r for r in rows if r[1] == "A_T %")[-1] == "not different"  # equal everywhere: p = 1
+    assert comparison_rows([u for u in units if u["kind"] == "ann"])[1] == []  # nothing to pair

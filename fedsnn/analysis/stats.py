@@ -93,8 +93,8 @@ def mean(values: Sequence[float], **kwargs) -> Interval:
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """B against A on the same samples: the median of (b - a) with its bootstrap
-    interval (effect size) and the Wilcoxon signed-rank p-value."""
+    """B against A on the same samples: the median (or mean) of (b - a) with its
+    bootstrap interval (effect size) and the Wilcoxon signed-rank p-value."""
 
     difference: Interval
     p_value: float
@@ -116,17 +116,21 @@ class PairedComparison:
                 "statistic": self.statistic, "direction": self.direction}
 
 
-def paired(a: Sequence[float], b: Sequence[float], **kwargs) -> PairedComparison:
+def paired(a: Sequence[float], b: Sequence[float], statistic: Callable[[np.ndarray], float] = np.median,
+           **kwargs) -> PairedComparison:
     """Compare b with a sample by sample (a[i] and b[i] are the same sample).
 
-    Pairs with a non-finite member are dropped. All-zero differences give p = 1.
+    ``statistic`` summarises the differences: the median by default; the mean
+    for rates that are mostly 0 or 1 (GAMIN's per-class rates), whose median
+    difference is 0 even when most pairs differ. Pairs with a non-finite member
+    are dropped. All-zero differences give p = 1.
     """
     if len(a) != len(b):
         raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     diff = y[keep] - x[keep]
-    effect = bootstrap(diff, np.median, **kwargs)
+    effect = bootstrap(diff, statistic, **kwargs)
     if len(diff) == 0:
         return PairedComparison(effect, math.nan, math.nan)
     if np.all(diff == 0):

@@ -13,6 +13,9 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from fedsnn.analysis import stats
 from fedsnn.analysis.gamin_scoring import mean_interval, wilson
 from server.black_box import plot_leakage_grid
 from simulations.gamin.paper import TABLE_I, TABLE_II
@@ -76,6 +79,42 @@ def table2_rows(dataset: str, units: list[dict], references: dict[str, list[dict
     return rows
 
 
+# (A, B) pairs compared unit by unit; B - A < 0 means B leaks less than A.
+COMPARISONS = (("ann", "snn"), ("ann-untrained", "ann"), ("snn-untrained", "snn"))
+DIRECTION = {"less": "lower", "more": "higher", "not different": "not different"}
+COMPARED = (("judge_recognised", "judge-recognised %"), ("closer_ssim", "closer to own class (SSIM) %"),
+            ("median_ssim_own", "median SSIM to nearest own-class image"), ("target_accuracy", "A_T %"))
+
+
+def comparison_rows(units: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Kind B against kind A on the units both ran (same seed and class).
+
+    Effect size: the mean of B - A over those units with its percentile
+    bootstrap interval (the mean, because the per-class rates are mostly 0 or
+    100: the generator collapses onto one image per class, so the median
+    difference would read 0 even when most classes differ); test: Wilcoxon
+    signed-rank on the differences (``fedsnn.analysis.stats.paired``).
+    """
+    ok = {(u["kind"], u["seed"], u["class"]): u for u in units if u["status"] == "ok"}
+    head = ["B vs A", "metric", "paired units", "A", "B", "B - A, mean [95% bootstrap]", "Wilcoxon p", "B against A"]
+    rows = []
+    for a, b in COMPARISONS:
+        shared = sorted((s, c) for k, s, c in ok if k == b and (a, s, c) in ok)
+        if len(shared) < 2:
+            continue
+        for metric, title in COMPARED:
+            xa = [unit_value(ok[(a, s, c)], metric) for s, c in shared]
+            xb = [unit_value(ok[(b, s, c)], metric) for s, c in shared]
+            if None in xa or None in xb:
+                continue
+            result = stats.paired(xa, xb, np.mean)
+            digits = 3 if metric.startswith("median") else 1
+            rows.append([f"{b.upper()} vs {a.upper()}", title, str(len(shared)), f"{np.mean(xa):.{digits}f}",
+                         f"{np.mean(xb):.{digits}f}", result.difference.format(f"+.{digits}f"),
+                         f"{result.p_value:.2g}", DIRECTION[result.direction]])
+    return head, rows
+
+
 def per_class_rows(units: list[dict], references: dict[str, list[dict]], metric: str) -> tuple[list[str], list[list[str]]]:
     """Rows = classes; columns = kinds (rate pooled over seeds, Wilson) and the references."""
     kinds = [k for k in dict.fromkeys(u["kind"] for u in units) if any(u["kind"] == k and u["status"] == "ok" for u in units)]
@@ -129,6 +168,12 @@ def write_leakage_tables(out: Path, dataset: str, accuracy: dict[str, float], un
     md = "## Table I: target test accuracy (%)\n\n" + markdown_table(head1, rows1)
     md += ("\n## Table II: GAMIN metrics and leakage checks, mean [95% bootstrap interval] over (seed, class) units\n\n"
            + markdown_table(head2, rows2))
+    head, rows = comparison_rows(units)
+    if rows:
+        md += ("\n## Does B leak less than A? Paired over the (seed, class) units both ran\n\n"
+               "'lower' / 'higher': Wilcoxon p < 0.05 and the sign of the mean difference; 'not different' otherwise. "
+               "A_T is the target's own verdict, not a leakage measure (an untrained target scores on it).\n\n"
+               + markdown_table(head, rows))
     head, rows = target_accuracy_rows(units)
     md += "\n## A_T per class (%, one figure per seed)\n\n" + markdown_table(head, rows)
     for metric, title in (("judge_recognised", "Judge-recognised rate per class"),
