@@ -1,4 +1,4 @@
-"""95% intervals for the studies' tables, from scipy.stats: Wilson for rates, bootstrap for means/medians.
+"""95% intervals for the studies' tables (``fedsnn.analysis.stats``): Wilson for rates, bootstrap for means/medians.
 
 Every cell a table reports beside the paper's carries its n and one of these,
 so that a difference from the paper can be read against the sampling error.
@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
+from fedsnn.analysis import stats
 from fedsnn.experiment.runs import read_jsonl
 
 CONFIDENCE = 0.95
@@ -20,10 +20,8 @@ CONFIDENCE = 0.95
 
 def wilson(successes: int, n: int) -> tuple[float, float]:
     """Wilson score interval of a rate successes / n, as fractions; (nan, nan) for n = 0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = stats.binomtest(int(successes), int(n)).proportion_ci(CONFIDENCE, method="wilson")
-    return float(ci.low), float(ci.high)
+    interval = stats.wilson(successes, n, CONFIDENCE)
+    return interval.low, interval.high
 
 
 def bootstrap(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean,
@@ -32,14 +30,8 @@ def bootstrap(values: Sequence[float], statistic: Callable[[np.ndarray], float] 
 
     n < 2 gives (nan, nan); constant values give (v, v): every resample is the same.
     """
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    if np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    ci = stats.bootstrap((x,), lambda s, axis: statistic(s, axis=axis), n_resamples=resamples,
-                         confidence_level=CONFIDENCE, method="percentile", random_state=seed).confidence_interval
-    return float(ci.low), float(ci.high)
+    interval = stats.bootstrap(values, statistic, resamples=resamples, seed=seed, confidence=CONFIDENCE)
+    return (float("nan"), float("nan")) if interval.n < 2 else (interval.low, interval.high)
 
 
 def rate_cell(flags: Sequence[object], scale: float = 100.0) -> str:

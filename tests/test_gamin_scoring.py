@@ -8,8 +8,9 @@ import torch
 from skimage.metrics import structural_similarity
 
 from attacks.blackbox import GaminConfig, oracle_for_target, run_gamin
-from fedsnn.analysis.gamin_scoring import (mean_interval, reference_pools, reference_scores, score_leakage,
-                                           ssim_matrix, wilson)
+from fedsnn.analysis.gamin_scoring import reference_pools, reference_scores, score_leakage, ssim_matrix
+from fedsnn.analysis.stats import wilson
+from simulations.gamin.report import cell
 from fedsnn.analysis.judges import ModelJudge, Recipe, fit_judge
 from fedsnn.task.data import LabelledData, Split
 from fedsnn.task.models import TargetSpec, build_target
@@ -42,13 +43,13 @@ def test_ssim_matrix_equals_scikit_image_gaussian_ssim() -> None:
 
 
 def test_wilson_and_bootstrap_intervals() -> None:
-    rate, low, high = wilson(4, 10)  # 4/10 inverted classes: 95% Wilson 16.8%-68.7%
-    assert rate == 0.4 and low == pytest.approx(0.168, abs=1e-3) and high == pytest.approx(0.687, abs=1e-3)
-    assert wilson(0, 64)[1] == 0.0 and wilson(0, 64)[2] == pytest.approx(0.0565, abs=1e-3)
-    mean, low, high = mean_interval([0.0, 100.0, 0.0, 100.0, 0.0, 0.0])
-    assert mean == pytest.approx(100 / 3) and 0 <= low < mean < high <= 100
-    assert mean_interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
-    assert np.isnan(mean_interval([7.0])[1]) and np.isnan(mean_interval([])[0])
+    four = wilson(4, 10)  # 4/10 inverted classes: 95% Wilson 16.8%-68.7%
+    assert four.value == 0.4 and four.low == pytest.approx(0.168, abs=1e-3) and four.high == pytest.approx(0.687, abs=1e-3)
+    assert wilson(0, 64).low == 0.0 and wilson(0, 64).high == pytest.approx(0.0565, abs=1e-3)
+    mean, interval = cell([0.0, 100.0, 0.0, 100.0, 0.0, 0.0], 1).split(" ", 1)  # Table II's cells: mean over units
+    low, high = (float(x) for x in interval.strip("[]").split(", "))
+    assert float(mean) == pytest.approx(100 / 3, abs=0.05) and 0 <= low < float(mean) < high <= 100
+    assert cell([5.0, 5.0], 1) == "5.0 [5.0, 5.0]" and cell([7.0], 1) == "7.0 (n=1)" and cell([None], 1) == "-"
 
 
 def test_pools_are_equal_sized_and_disjoint_by_class() -> None:
@@ -74,7 +75,8 @@ def test_untrained_control_scores_at_the_floor_and_real_images_at_the_ceiling() 
 
     def pooled(leaks, metric):
         hits = [leak.summary()[metric] for leak in leaks]
-        return wilson(sum(h["k"] for h in hits), sum(h["n"] for h in hits))
+        interval = wilson(sum(h["k"] for h in hits), sum(h["n"] for h in hits))
+        return interval.value, interval.low, interval.high
 
     for metric in ("judge_recognised", "closer_ssim", "closer_feature"):
         ceiling, floor, ours = pooled(refs["held-out"], metric), pooled(refs["random-probe"], metric), pooled(control, metric)

@@ -22,15 +22,14 @@ Shapes: samples [n, C, H, W] in [0, 1]; pools [N, C, H, W].
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import binomtest, bootstrap
 
+from fedsnn.analysis import stats
 from attacks.blackbox import GaminResult, QueryOracle, fidelity, percent_correct, random_probes
 from fedsnn.analysis.judges import ModelJudge
 from fedsnn.task.data import LabelledData
@@ -67,29 +66,6 @@ def evaluate_gamin(results: Sequence[GaminResult], test_data: LabelledData, eval
             target_accuracy=percent_correct(eval_oracle.predict(r.samples), r.target_class),
         ))
     return evaluated
-
-
-def wilson(k: int, n: int) -> tuple[float, float, float]:
-    """(k/n, low, high): rate with its 95% Wilson score interval (scipy); NaNs when n = 0."""
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
-    return k / n, float(ci.low), float(ci.high)
-
-
-def mean_interval(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap (scipy, 2,000 resamples, 95%) of the mean of ``values``.
-
-    Used across (seed, class) units, the level at which GAMIN runs are
-    independent; a single value has no interval (NaNs).
-    """
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    if len(x) == 1 or np.all(x == x[0]):
-        return float(x.mean()), (float(x[0]) if len(x) > 1 else math.nan), (float(x[0]) if len(x) > 1 else math.nan)
-    res = bootstrap((x,), np.mean, n_resamples=2000, method="percentile", random_state=seed)
-    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _gaussian_taps() -> torch.Tensor:
@@ -206,8 +182,9 @@ class Leakage:
         def rate(hits: np.ndarray | None) -> dict | None:
             if hits is None:
                 return None
-            value, low, high = wilson(int(hits.sum()), len(hits))
-            return {"k": int(hits.sum()), "n": len(hits), "rate": value, "low": low, "high": high}
+            interval = stats.wilson(int(hits.sum()), len(hits))
+            return {"k": int(hits.sum()), "n": len(hits), "rate": interval.value, "low": interval.low,
+                    "high": interval.high}
 
         recognised = None if self.judge_labels is None else self.judge_labels == self.target_class
         feature = None if self.feature_own is None else self.feature_own < self.feature_other

@@ -16,7 +16,6 @@ from typing import Sequence
 import numpy as np
 
 from fedsnn.analysis import stats
-from fedsnn.analysis.gamin_scoring import mean_interval, wilson
 from server.black_box import plot_leakage_grid
 from simulations.gamin.paper import TABLE_I, TABLE_II
 from simulations.gamin.units import load_samples
@@ -30,13 +29,13 @@ REFERENCES = {"random-probe": "random U(0,1) probes (floor)", "class-mean": "cla
 
 
 def cell(values: Sequence[float | None], digits: int) -> str:
-    """'mean [low, high]' over units (bootstrap), '-' when nothing was measured."""
-    mean, low, high = mean_interval([v for v in values if v is not None])
-    if mean != mean:  # NaN: no value
+    """'mean [low, high]' over units (percentile bootstrap), '(n=1)' for one unit, '-' when nothing was measured."""
+    interval = stats.mean([v for v in values if v is not None])
+    if interval.n == 0:
         return "-"
-    if low != low:
-        return f"{mean:.{digits}f} (n=1)"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    if interval.n == 1:
+        return f"{interval.value:.{digits}f} (n=1)"
+    return interval.format(f".{digits}f")
 
 
 def unit_value(line: dict, metric: str) -> float | None:
@@ -136,8 +135,7 @@ def per_class_rows(units: list[dict], references: dict[str, list[dict]], metric:
 def _pooled(ks: Sequence[int], ns: Sequence[int]) -> str:
     if not ns:
         return "-"
-    rate, low, high = wilson(sum(ks), sum(ns))
-    return f"{100 * rate:.0f} [{100 * low:.0f}, {100 * high:.0f}] ({sum(ks)}/{sum(ns)})"
+    return f"{stats.wilson(sum(ks), sum(ns)).format('.0f', 100)} ({sum(ks)}/{sum(ns)})"
 
 
 def target_accuracy_rows(units: list[dict]) -> tuple[list[str], list[list[str]]]:
