@@ -74,7 +74,7 @@ def reconstruct(observed: ObservedUpdate, attack: str, iterations: int) -> PeerR
     loss = float("inf")
     for step in range(iterations):
         optimizer.step(closure)
-        loss = float(closure())
+        loss = float(closure().detach())
         if step % check_every == 0 and loss < TOLERANCE:
             break
     return PeerResult(dummy.detach().clamp(0, 1), evaluations, loss)

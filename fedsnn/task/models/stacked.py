@@ -16,6 +16,10 @@ The spiking neuron is SpikingJelly's IF/LIF with threshold 1 and hard reset to
     IF:  h[t] = v[t-1] + x[t]                LIF: h[t] = v[t-1] + (0 - v[t-1] + x[t]) / 2
     s[t] = Heaviside(h[t] - 1) (surrogate backward);  v[t] = (1 - s[t]) * h[t]
 
+By default it runs as one autograd node over all T steps
+(``fused_neuron.fused_spike_train``); ``spike_train_per_step`` is the same
+neuron as per-step autograd ops, kept as the reference the fused form is tested against.
+
 A static image replicated over T feeds conv1 the same input at every step, so
 conv1 runs once instead of T times (``kind='image'``).
 """
@@ -26,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fedsnn.task.models.fused_neuron import LIF_TAU, fused_spike_train
 from fedsnn.task.models.lenet import KERNEL, STRIDES, ModelSpec
 from fedsnn.task.models.surrogate import SURROGATES
 
-LIF_TAU = 2.0
 CONVS = ("conv1", "conv2", "conv3")
 
 
@@ -62,8 +66,15 @@ def lenet_logits(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tens
     return readout(params, h.reshape(b, v, -1))
 
 
-def spike_train(z: torch.Tensor, timesteps: int, neuron: str, spike: nn.Module, constant: bool) -> torch.Tensor:
-    """Multi-step IF/LIF (equations in the module docstring).
+def spike_train(z: torch.Tensor, timesteps: int, neuron: str, spike: nn.Module, constant: bool,
+                fused: bool = True) -> torch.Tensor:
+    """Multi-step IF/LIF: the fused node (default) or ``spike_train_per_step``; same arguments and result."""
+    return (fused_spike_train if fused else spike_train_per_step)(z, timesteps, neuron, spike, constant)
+
+
+def spike_train_per_step(z: torch.Tensor, timesteps: int, neuron: str, spike: nn.Module,
+                         constant: bool) -> torch.Tensor:
+    """Multi-step IF/LIF as per-step autograd ops (equations in the module docstring).
 
     z: [T, ...] input currents, or one [...] current fed at every step when
     ``constant``. Returns spikes [T, ...] (float 0/1, surrogate gradient).

@@ -59,6 +59,10 @@ class ATan(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _Spike.apply(x, self.alpha, atan_slope)
 
+    def slope(self, x: torch.Tensor) -> torch.Tensor:
+        """The derivative backward uses, at x (differentiable; the fused neuron calls it)."""
+        return atan_slope(x, self.alpha)
+
 
 class Sigmoid(nn.Module):
     """Heaviside forward, sigmoid-derivative backward."""
@@ -69,6 +73,10 @@ class Sigmoid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _Spike.apply(x, self.alpha, sigmoid_slope)
+
+    def slope(self, x: torch.Tensor) -> torch.Tensor:
+        """The derivative backward uses, at x (differentiable; the fused neuron calls it)."""
+        return sigmoid_slope(x, self.alpha)
 
 
 SURROGATES: dict[str, type[nn.Module]] = {"atan": ATan, "sigmoid": Sigmoid}
