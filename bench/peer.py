@@ -5,9 +5,10 @@ iDLG repository, which runs both): the plain ``nn.Module`` (``build_model``;
 SpikingJelly neurons on SNN-LeNet), the gradient-matching loss from
 ``torch.autograd.grad(create_graph=True)`` over ``model.parameters()``, and
 ``torch.optim.LBFGS(lr=1, history_size=100, line_search_fn=None)`` with its
-default 20 evaluations per step. Reference stopping rule (iDLG repository):
-after every step one more closure evaluation gives the current loss, checked
-against 1e-6 every ``max(1, iterations // 30)`` steps; the last state is returned.
+defaults max_iter 20, max_eval 25 per step (fedsnn: max_eval 20). Reference
+stopping rule (iDLG repository): after every step one more closure evaluation
+gives the current loss, checked against 1e-6 every ``max(1, iterations // 30)``
+steps; the last state is returned.
 
 Not a library attack: it exists so that the bench prints fedsnn's lead over
 it. Two choices keep the comparison about the implementation alone: the

@@ -94,11 +94,10 @@ def test_bad_neuron_is_rejected_with_the_choices() -> None:
 
 
 @pytest.mark.parametrize("neuron", ["if", "lif"])
-def test_stacked_snn_lenet_fused_equals_per_step(neuron, monkeypatch) -> None:
+def test_stacked_snn_lenet_fused_equals_per_step(neuron) -> None:
     """The wiring: SNN-LeNet's stacked logits and matching double backward, fused vs per-step, in
-    float64 (in float32 the double backward's long sums differ by rounding alone, up to ~3e-4 relative)."""
-    import fedsnn.task.models.stacked as stacked
-
+    float64 (in float32 the double backward's long sums differ by rounding alone: 2.4e-4 relative
+    on 17 of 1568 elements, measured)."""
     spec = ModelSpec("snn-lenet", (1, 28, 28), 10, timesteps=4, neuron=neuron)
     g = torch.Generator().manual_seed(0)
     params = {"conv1.weight": torch.randn(2, 12, 1, 5, 5, generator=g), "conv1.bias": torch.zeros(2, 12),
@@ -106,15 +105,14 @@ def test_stacked_snn_lenet_fused_equals_per_step(neuron, monkeypatch) -> None:
               "conv3.weight": 0.3 * torch.randn(2, 12, 12, 5, 5, generator=g), "conv3.bias": torch.zeros(2, 12),
               "fc.weight": torch.randn(2, 10, 588, generator=g), "fc.bias": torch.zeros(2, 10)}
     x0 = torch.rand(2, 1, 1, 28, 28, generator=g)
-    out, original = {}, stacked.spike_train
-    for name, fused in (("fused", True), ("per-step", False)):
-        monkeypatch.setattr(stacked, "spike_train", lambda *a, f=fused, **k: original(*a, fused=f, **k))
+    out = {}
+    for fused in (True, False):
         weights = {n: p.double().requires_grad_(True) for n, p in params.items()}
         x = x0.double().requires_grad_(True)
-        logits = stacked_logits(weights, x, spec, "image")
+        logits = stacked_logits(weights, x, spec, "image", fused=fused)
         grads = torch.autograd.grad(logits.log_softmax(-1)[..., 3].sum(), list(weights.values()), create_graph=True)
         (gx,) = torch.autograd.grad(sum((gw ** 2).sum() for gw in grads), x)
-        out[name] = (logits.detach(), gx)
-    torch.testing.assert_close(out["fused"][0], out["per-step"][0], rtol=0, atol=0)
-    assert out["fused"][1].abs().sum() > 0
-    torch.testing.assert_close(out["fused"][1], out["per-step"][1], rtol=1e-9, atol=1e-9)
+        out[fused] = (logits.detach(), gx)
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=0, atol=0)
+    assert out[True][1].abs().sum() > 0
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-9, atol=1e-9)
