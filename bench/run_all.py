@@ -1,26 +1,29 @@
 """The one bench command: every ratio of issue 6 from one run, appended to bench/results.md.
 
-    python -m bench.run_all [--data-dir DIR] [--victims 64] [--alone 8] [--timesteps 20] [--skip-flower]
-                            [--quick] [--models lenet,snn-lenet] [--attacks dlg,idlg] [--only-throughput]
-                            [--queue 128]
+    python -m bench.run_all [--data-dir DIR] [--victims 64] [--alone 8] [--repeats 3] [--timesteps 20]
+                            [--skip-flower] [--quick] [--models lenet,snn-lenet] [--attacks dlg,idlg]
+                            [--only-throughput] [--queue 128]
 
 ``--data-dir`` is the folder holding MNIST (as the run-config key ``data-dir``);
 the default '' uses the MNIST sample shipped in the package, for the victims
 of (a) and (b) and for the federation of (c).
 
-(a) batched vs one-at-a-time DLG/iDLG throughput (victims per second) on lenet
-    and snn-lenet, with success rate and median PSNR of both on the victims both
-    ran (one-at-a-time runs ``--alone`` of them; its throughput is per victim);
+(a) batched (``--victims``) vs one-at-a-time (the first ``--alone`` of them) vs
+    the plain peer (``bench.peer``, the same ``--alone``) DLG/iDLG on lenet and
+    snn-lenet, interleaved over ``--repeats`` (``bench.interleaved``): ratios
+    per victim and per victim-evaluation as median [min, max], CPU ms per
+    victim-evaluation, success rate and median PSNR on the same victims;
     with ``--queue N`` (N > --victims), instead: N victims through --victims
     slots with continuous batching (refill) vs the same N in fixed batches of
-    --victims vs --alone of them one at a time, per victim and per evaluation;
+    --victims vs --alone of them one at a time, per victim and per evaluation (one repeat);
 (b) SNN-LeNet cost per matching evaluation / (LeNet cost x T);
 (c) Flower 10 clients x 5 rounds through ``flwr run`` vs the same training in a
     plain loop, Flower's start-up (first round's 'elapsed-s') reported apart;
 (d) GAMIN target queries per second (bench/bench_gamin.py, reused).
-Ratios are measured in one process, on one thread, next to each other;
-the load average is printed with them because the cores may be shared.
-Each line is printed as soon as it is measured; ``--models``/``--attacks``/
+(a) and (b) are timed by this thread's CPU clock (``time.thread_time``) on one
+torch thread, so that neighbours on shared cores do not move the ratios; (c)
+spans processes and stays on the wall clock. The load average is printed with
+every run. Each line is printed as soon as it is measured; ``--models``/``--attacks``/
 ``--only-throughput`` run a part of (a) alone when the whole does not fit.
 """
 
@@ -32,7 +35,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -40,58 +42,15 @@ from pathlib import Path
 
 import torch
 
-from attacks import AttackConfig, ObservedUpdate, get_attack, reconstruct_many
+from attacks import AttackConfig, get_attack, reconstruct_many
 from attacks.gradient import GradientMatcher
+from bench.interleaved import interleaved, quality, timed, victims
 from fedsnn.experiment.config import RunConfig
-from fedsnn.analysis.metrics import SUCCESS_MSE
-from fedsnn.experiment.simulated_client import client_update
 from fedsnn.experiment.federation import client_train, global_accuracy_and_loss, initial_model
 from fedsnn.launch import launch, toml_overrides
-from fedsnn.task.data import load_dataset
 from fedsnn.task.models import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def victims(spec: ModelSpec, count: int, data_dir: str = "") -> tuple[list[ObservedUpdate], torch.Tensor]:
-    """``count`` FedSGD updates of one MNIST test digit each (model seed i), and the digits.
-
-    data_dir: the folder holding MNIST; '' = the sample shipped in the package.
-    """
-    test = load_dataset("mnist", data_dir).test
-    out = [client_update(spec, i, test.samples[i], test.labels[i], 0.1) for i in range(count)]
-    return out, test.samples[:count]
-
-
-def quality(results, truth: torch.Tensor) -> tuple[float, float]:
-    """(success rate in %, median PSNR in dB); success = MSE < ``fedsnn.analysis.metrics.SUCCESS_MSE``."""
-    mse = [float(((r.samples - truth[i:i + 1]) ** 2).mean()) if r.samples.numel() else 1.0
-           for i, r in enumerate(results)]
-    return 100 * sum(m < SUCCESS_MSE for m in mse) / len(mse), statistics.median(10 * math.log10(1 / max(m, 1e-12)) for m in mse)
-
-
-def throughput(model: str, attack: str, args: argparse.Namespace) -> str:
-    spec = ModelSpec(model, (1, 28, 28), 10, timesteps=args.timesteps)
-    config = AttackConfig(iterations=args.iterations if model == "lenet" else args.snn_iterations)
-    observed, truth = victims(spec, args.victims, args.data_dir)
-    start = time.perf_counter()
-    batched = reconstruct_many(observed, config, attack)
-    t_batched = time.perf_counter() - start
-    start = time.perf_counter()
-    alone = [get_attack(attack)(o, config) for o in observed[:args.alone]]
-    t_alone = time.perf_counter() - start
-    ratio = (args.victims / t_batched) / (args.alone / t_alone)
-    # victims differ ~100x in cost (a stalled DLG stops after a few steps, others run all 300), so the
-    # first --alone victims are a noisy sample: also compare evaluations per second (a victim makes the
-    # same evaluations batched or alone), i.e. all victims alone estimated at the measured cost per evaluation
-    ev_b, ev_a = sum(r.evaluations for r in batched), sum(r.evaluations for r in alone)
-    per_eval = (ev_b / t_batched) / (ev_a / t_alone)
-    qa, qb = quality(alone, truth[:args.alone]), quality(batched[:args.alone], truth[:args.alone])
-    qall = quality(batched, truth)
-    return (f"(a) {attack} {model}: batched {args.victims} victims {args.victims / t_batched:.2f}/s, alone "
-            f"{args.alone / t_alone:.2f}/s -> {ratio:.1f}x; per evaluation {1e3 * t_batched / ev_b:.2f} vs "
-            f"{1e3 * t_alone / ev_a:.2f} ms -> {per_eval:.1f}x | same {args.alone}: success {qa[0]:.0f}% vs "
-            f"{qb[0]:.0f}%, median PSNR {qa[1]:.1f} vs {qb[1]:.1f} dB | all batched: {qall[0]:.0f}%, {qall[1]:.1f} dB")
 
 
 def queue_ticks(results: list) -> int:
@@ -117,20 +76,17 @@ def refill_throughput(model: str, attack: str, args: argparse.Namespace) -> str:
     observed, truth = victims(spec, args.queue, args.data_dir)
     runs, times, ticks = {}, {}, {}
     for name, refill in (("refill", True), ("fixed", False)):
-        start = time.perf_counter()
-        runs[name] = reconstruct_many(observed, config, attack, max_victims=args.victims, refill=refill)
-        times[name] = time.perf_counter() - start
+        runs[name], times[name], _ = timed(lambda: reconstruct_many(observed, config, attack,
+                                                                    max_victims=args.victims, refill=refill))
         ticks[name] = queue_ticks(runs[name])
-    start = time.perf_counter()
-    alone = [get_attack(attack)(o, config) for o in observed[:args.alone]]
-    times["alone"] = time.perf_counter() - start
-    rate = {k: (len(alone) if k == "alone" else args.queue) / t for k, t in times.items()}  # victims per second
+    alone, times["alone"], _ = timed(lambda: [get_attack(attack)(o, config) for o in observed[:args.alone]])
+    rate = {k: (len(alone) if k == "alone" else args.queue) / t for k, t in times.items()}  # victims per CPU second
     evals = {k: sum(r.evaluations for r in (alone if k == "alone" else runs[k])) for k in times}
     cost = {k: times[k] / evals[k] for k in times}  # seconds per victim-evaluation
     max_evals = max(r.evaluations for r in runs["refill"])  # ticks can never be fewer: the critical path
-    qr, qf = quality(runs["refill"], truth), quality(runs["fixed"], truth)
+    qr, qf = (quality([r.samples for r in runs[k]], truth) for k in ("refill", "fixed"))
     return (f"(a) {attack} {model}, {args.queue} victims over {args.victims} slots: refill {rate['refill']:.2f}/s "
-            f"({times['refill']:.0f} s), fixed batches {rate['fixed']:.2f}/s ({times['fixed']:.0f} s), alone "
+            f"({times['refill']:.0f} CPU s), fixed batches {rate['fixed']:.2f}/s ({times['fixed']:.0f} CPU s), alone "
             f"{rate['alone']:.2f}/s ({args.alone}) -> refill/fixed {rate['refill'] / rate['fixed']:.2f}x, "
             f"refill/alone {rate['refill'] / rate['alone']:.1f}x, fixed/alone {rate['fixed'] / rate['alone']:.1f}x "
             f"per victim; per evaluation {1e3 * cost['refill']:.2f} / {1e3 * cost['fixed']:.2f} / "
@@ -151,12 +107,10 @@ def snn_cost(args: argparse.Namespace) -> str:
         probs = matcher.one_hot(torch.tensor([0]))
         best = math.inf
         for _ in range(5):
-            start = time.perf_counter()
-            torch.autograd.grad(matcher.loss(x, probs), x)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, timed(lambda: torch.autograd.grad(matcher.loss(x, probs), x))[1])
         costs[name] = best
     ratio = costs["snn-lenet"] / (costs["lenet"] * args.timesteps)
-    return (f"(b) SNN-LeNet evaluation {1e3 * costs['snn-lenet']:.1f} ms / (LeNet {1e3 * costs['lenet']:.2f} ms"
+    return (f"(b) SNN-LeNet evaluation (CPU time, best of 5) {1e3 * costs['snn-lenet']:.1f} ms / (LeNet {1e3 * costs['lenet']:.2f} ms"
             f" x T={args.timesteps}) = {ratio:.2f}")
 
 
@@ -213,7 +167,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="", help="folder holding MNIST; '' = the sample shipped in the package")
     p.add_argument("--victims", type=int, default=64)
-    p.add_argument("--alone", type=int, default=8, help="victims also attacked one at a time")
+    p.add_argument("--alone", type=int, default=8, help="victims also attacked one at a time, and by the peer")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats of (a); ratios as median [min, max]")
     p.add_argument("--timesteps", type=int, default=20)
     p.add_argument("--iterations", type=int, default=300, help="L-BFGS steps on lenet")
     p.add_argument("--snn-iterations", type=int, default=10, help="L-BFGS steps on snn-lenet")
@@ -227,7 +182,9 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.victims, args.alone, args.timesteps, args.iterations, args.snn_iterations = 8, 2, 4, 20, 3
+    # every ratio is CPU time of this one thread: torch must not spread work over others
     torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
     lines: list[str] = []
 
     def emit(line: str) -> None:
@@ -236,7 +193,8 @@ def main() -> None:
 
     for m in args.models.split(","):
         for a in args.attacks.split(","):
-            emit(refill_throughput(m, a, args) if args.queue > args.victims else throughput(m, a, args))
+            for line in [refill_throughput(m, a, args)] if args.queue > args.victims else interleaved(m, a, args):
+                emit(line)
     if not args.only_throughput:
         emit(snn_cost(args))
         if not args.skip_flower:

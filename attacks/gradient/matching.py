@@ -12,7 +12,12 @@ change of the client's ``local_steps`` SGD steps replayed differentiably on the
 dummy batch (``torch.func.functional_call``), divided by ``lr * local_steps``
 so that both sides are in gradient units (see ``ObservedUpdate.observed_gradient``).
 Gradients are taken with ``create_graph=True``: the optimiser differentiates
-the gradient itself (through the surrogate pathway on an SNN).
+the gradient itself (through the surrogate pathway on an SNN). An SNN victim
+is evaluated by the stacked functional form with one victim
+(``fedsnn.task.models.stacked_logits``: the fused IF/LIF node, the same code
+the batched engine runs), not by its SpikingJelly modules: the spikes are
+bit-identical and the gradients equal to rounding (tested), at a fraction of
+the per-step autograd graph's cost.
 
 ``relaxed_snn_logits`` is the attacker's own relaxed SNN forward (the
 ``relax_spikes`` option, used by Inverting Gradients): spikes replaced by a
@@ -30,7 +35,7 @@ from torch.func import functional_call
 
 from attacks.core import AttackConfig, ObservedUpdate
 from attacks.gradient.thresholding import binarise_
-from fedsnn.task.models import build_model, is_spiking, soft_cross_entropy
+from fedsnn.task.models import build_model, is_spiking, soft_cross_entropy, stacked_logits
 
 DUMMY_SIGMA = 0.1  # events: |N(0, 0.1)| (paper eq. 1)
 GREY_LOW, GREY_HIGH = 0.45, 0.55  # images: U(0.45, 0.55)
@@ -137,16 +142,26 @@ class GradientMatcher:
         self.replay = observed.mode == "fedavg" and config.fedavg_handling == "replay"
         self.layout = layout_for(observed, config)
         self.num_classes = observed.spec.num_classes
+        self.spiking = is_spiking(self.model)
 
     def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         """long [B] -> float [B, K] on the attack's device."""
         return F.one_hot(labels.to(self.device), self.num_classes).float()
 
+    def logits(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The victim's logits [B, K] for dummy ``x`` (``self.layout.shape``) at ``weights``:
+        an SNN through ``stacked_logits`` with V = 1 (module docstring), an ANN through its module."""
+        if not self.spiking:
+            return functional_call(self.model, weights, (x,))
+        kind = "image" if self.layout.kind == "image" else "steps"
+        return stacked_logits({n: w.unsqueeze(0) for n, w in weights.items()}, x.unsqueeze(0),
+                              self.observed.spec, kind)[0]
+
     def batch_gradient(
         self, weights: dict[str, torch.Tensor], x: torch.Tensor, probs: torch.Tensor, create_graph: bool = True
     ) -> dict[str, torch.Tensor]:
         """Gradient of the mean soft cross-entropy of batch ``x`` at ``weights``."""
-        loss = soft_cross_entropy(functional_call(self.model, weights, (x,)), probs)
+        loss = soft_cross_entropy(self.logits(weights, x), probs)
         grads = torch.autograd.grad(loss, list(weights.values()), create_graph=create_graph)
         return dict(zip(weights, grads))
 
@@ -193,7 +208,7 @@ class GradientMatcher:
         with torch.enable_grad():
             dummy_grad = self.candidate(x.detach(), probs.detach(), create_graph=False)
         facts["dummy_grad_norm"] = {n: float(g.detach().norm()) for n, g in dummy_grad.items()}
-        if is_spiking(self.model):
+        if self.spiking:
             facts["firing_rates"] = self.model.firing_rates(x.detach())
         return facts
 
@@ -216,9 +231,10 @@ def relaxed_snn_logits(params: dict[str, torch.Tensor], x: torch.Tensor, spec, t
                         groups=v)
 
     def train(z: torch.Tensor, constant: bool) -> torch.Tensor:  # z: [T, ...] or one [...] current
-        potential, out = torch.zeros_like(z if constant else z[0]), []
-        for t in range(steps):
-            current = z if constant else z[t]
+        # unbind, not z[t]: each z[t]'s backward would zero-fill a full [T, ...] gradient (cost ~ T^2)
+        currents = [z] * steps if constant else z.unbind(0)
+        potential, out = torch.zeros_like(currents[0]), []
+        for current in currents:
             h = potential + current if neuron == "if" else potential + (current - potential) / 2.0
             s = torch.sigmoid((h - 1.0) / temperature)
             potential = (1.0 - s) * h
