@@ -17,6 +17,7 @@ Non-finite global weights stop GAMIN with status "invalid-target".
 from __future__ import annotations
 
 import logging
+import textwrap
 import time
 from pathlib import Path
 
@@ -159,8 +160,8 @@ def plot_leakage_grid(path: Path, panels: dict[str, dict[int, dict]], title: str
     sources = list(panels)
     classes = sorted({c for p in panels.values() for c in p})
     cols = [(s, i, part) for s in sources for i in range(per_class) for part in ("sample", "nearest")]
-    fig, axes = plt.subplots(len(classes), len(cols), figsize=(1.15 * len(cols) + 0.6, 1.2 * len(classes) + 1.1),
-                             squeeze=False)
+    width = max(1.15 * len(cols) + 0.6, 4.4)  # wide enough for the title and legend with one source
+    fig, axes = plt.subplots(len(classes), len(cols), figsize=(width, 1.2 * len(classes) + 1.4), squeeze=False)
     for row, c in enumerate(classes):
         for j, (source, i, part) in enumerate(cols):
             ax, blob = axes[row][j], panels[source].get(c)
@@ -178,11 +179,11 @@ def plot_leakage_grid(path: Path, panels: dict[str, dict[int, dict]], title: str
                 ax.set_title(f"{source}\n{'inverted' if part == 'sample' else 'nearest train'}", fontsize=6)
             if j == 0:
                 ax.set_ylabel(f"class {c}", fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, int(width * 11)), fontsize=9)
     fig.legend(handles=[Patch(edgecolor="green", facecolor="none", linewidth=2, label="nearest training image is of the target class"),
                         Patch(edgecolor="red", facecolor="none", linewidth=2, label="nearest training image is of another class")],
-               loc="lower center", ncol=2, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+               loc="lower center", ncol=2 if width > 8 else 1, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.94))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
