@@ -17,6 +17,7 @@ fused neuron (``fused_neuron``), which writes its double backward by hand.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -76,50 +77,53 @@ class _Spike(torch.autograd.Function):
         return grad_output * ctx.slope(x, ctx.alpha), None, None
 
 
-class ATan(nn.Module):
+class _Surrogate(nn.Module):
+    """Heaviside forward; backward through ``slope`` (its derivative ``curvature``
+    serves the fused neuron's double backward). Subclasses name the three functions."""
+
+    # (x, alpha) -> tensor, set by each subclass
+    slope_fn: Callable
+    curvature_fn: Callable
+    slope_inplace_fn: Callable
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Spike.apply(x, self.alpha, type(self).slope_fn)
+
+    def slope(self, x: torch.Tensor) -> torch.Tensor:
+        """The derivative backward uses, at x."""
+        return type(self).slope_fn(x, self.alpha)
+
+    def curvature(self, x: torch.Tensor) -> torch.Tensor:
+        """The derivative of ``slope`` at x."""
+        return type(self).curvature_fn(x, self.alpha)
+
+    def slope_(self, x: torch.Tensor) -> torch.Tensor:
+        """``slope`` overwriting the scratch tensor x (outside autograd)."""
+        return type(self).slope_inplace_fn(x, self.alpha)
+
+
+class ATan(_Surrogate):
     """Heaviside forward, arctan-derivative backward (SpikingJelly's default)."""
 
+    slope_fn, curvature_fn, slope_inplace_fn = (staticmethod(atan_slope), staticmethod(atan_curvature),
+                                                staticmethod(atan_slope_))
+
     def __init__(self, alpha: float = 2.0) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Spike.apply(x, self.alpha, atan_slope)
-
-    def slope(self, x: torch.Tensor) -> torch.Tensor:
-        """The derivative backward uses, at x."""
-        return atan_slope(x, self.alpha)
-
-    def curvature(self, x: torch.Tensor) -> torch.Tensor:
-        """The derivative of ``slope`` at x."""
-        return atan_curvature(x, self.alpha)
-
-    def slope_(self, x: torch.Tensor) -> torch.Tensor:
-        """``slope`` overwriting the scratch tensor x (outside autograd)."""
-        return atan_slope_(x, self.alpha)
+        super().__init__(alpha)
 
 
-class Sigmoid(nn.Module):
+class Sigmoid(_Surrogate):
     """Heaviside forward, sigmoid-derivative backward."""
 
+    slope_fn, curvature_fn, slope_inplace_fn = (staticmethod(sigmoid_slope), staticmethod(sigmoid_curvature),
+                                                staticmethod(sigmoid_slope_))
+
     def __init__(self, alpha: float = 4.0) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Spike.apply(x, self.alpha, sigmoid_slope)
-
-    def slope(self, x: torch.Tensor) -> torch.Tensor:
-        """The derivative backward uses, at x."""
-        return sigmoid_slope(x, self.alpha)
-
-    def curvature(self, x: torch.Tensor) -> torch.Tensor:
-        """The derivative of ``slope`` at x."""
-        return sigmoid_curvature(x, self.alpha)
-
-    def slope_(self, x: torch.Tensor) -> torch.Tensor:
-        """``slope`` overwriting the scratch tensor x (outside autograd)."""
-        return sigmoid_slope_(x, self.alpha)
+        super().__init__(alpha)
 
 
 SURROGATES: dict[str, type[nn.Module]] = {"atan": ATan, "sigmoid": Sigmoid}
