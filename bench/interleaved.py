@@ -6,8 +6,9 @@ CPU time). So every ratio here comes from ``time.thread_time()`` of the one
 thread torch runs on (``torch.set_num_threads(1)``), and the runs it compares
 are interleaved on the same victims. Repeat r runs, in this order: for each of
 the first ``--alone`` victims, fedsnn one at a time then the peer
-(``bench.peer``) on it; the batched engine on all ``--victims``; fedsnn one at
-a time on the ``--alone`` again. The alone side is the sum of both passes, so
+(``bench.peer``) on it; the batched engine on all ``--victims`` (on LeNet:
+with the numba kernel, then with its PyTorch stacked form, ``kernel='torch'``);
+fedsnn one at a time on the ``--alone`` again. The alone side is the sum of both passes, so
 it brackets the batched run in time, and the peer alternates with it victim by
 victim: a change of the neighbours' load during a repeat then weighs on both
 sides of a ratio. CPU time is not immune to neighbours (a core shared by
@@ -24,7 +25,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -107,6 +108,9 @@ def interleaved(model: str, attack: str, args: argparse.Namespace) -> list[str]:
     observed, truth = victims(spec, args.victims, args.data_dir)
     few = observed[:args.alone]
     sides = {"batched": Side(), "alone": Side(), "peer": Side()}
+    kernel = observed[0].spec.name == "lenet" and config.kernel == "auto"  # the numba kernel runs: time the torch form too
+    if kernel:
+        sides["torch"] = Side()
     alone = lambda o: get_attack(attack)(o, config)
     for _ in range(args.repeats):
         clocks = {name: [0.0, 0.0] for name in sides}  # CPU, wall
@@ -122,6 +126,8 @@ def interleaved(model: str, attack: str, args: argparse.Namespace) -> list[str]:
             run("alone", lambda: alone(o))
             run("peer", lambda: peer.reconstruct(o, attack, iterations))
         run("batched", lambda: reconstruct_many(observed, config, attack))
+        if kernel:
+            run("torch", lambda: reconstruct_many(observed, replace(config, kernel="torch"), attack))
         for o in few:
             run("alone", lambda: alone(o))
         for name, side in sides.items():
@@ -134,7 +140,7 @@ def interleaved(model: str, attack: str, args: argparse.Namespace) -> list[str]:
     ms = lambda side: spread([1e3 * side.per_evaluation(r) for r in range(n)], 2)
     wall = lambda slow, fast, per: statistics.median(ratios(slow, fast, per, n, "wall"))
     head = f"(a) {attack} {model}, {n} repeats, CPU time (wall):"
-    return [
+    lines = [
         f"{head} batched {args.victims} vs alone {k}: per victim {spread(ratios(a, b, 'victim', n))}x "
         f"({wall(a, b, 'victim'):.1f}x), per evaluation {spread(ratios(a, b, 'evaluation', n))}x "
         f"({wall(a, b, 'evaluation'):.1f}x); CPU ms per victim-evaluation batched {ms(b)}, alone {ms(a)}; "
@@ -150,3 +156,14 @@ def interleaved(model: str, attack: str, args: argparse.Namespace) -> list[str]:
         f"{p.evaluations[-1]} vs {a.evaluations[-1] // 2} | success {qp[0]:.0f}% vs {qa[0]:.0f}%, median PSNR "
         f"{qp[1]:.1f} vs {qa[1]:.1f} dB",
     ]
+    if kernel:
+        t = sides["torch"]
+        qt = quality(t.samples, truth)
+        lines.append(
+            f"{head} numba kernel vs PyTorch stacked form, batched {args.victims}: per evaluation "
+            f"{spread(ratios(t, b, 'evaluation', n), 2)}x ({wall(t, b, 'evaluation'):.2f}x), per victim "
+            f"{spread(ratios(t, b, 'victim', n), 2)}x; PyTorch form vs alone per evaluation "
+            f"{spread(ratios(a, t, 'evaluation', n))}x; CPU ms per victim-evaluation PyTorch form {ms(t)}; "
+            f"evaluations {t.evaluations[-1]} vs {b.evaluations[-1]} | all {args.victims}: success "
+            f"{qt[0]:.0f}% vs {qall[0]:.0f}%, median PSNR {qt[1]:.1f} vs {qall[1]:.1f} dB")
+    return lines

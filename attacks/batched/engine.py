@@ -161,7 +161,7 @@ class Queue:
         self.known: list[torch.Tensor | None] = [None] * len(self.owner)
         self.initial: list[torch.Tensor | None] = [None] * len(self.owner)  # each slot's x0 [n]
         starts = [self._start(e) for e in slots]
-        self.stacked = StackedMatcher(matchers)
+        self.stacked = StackedMatcher(matchers, config.kernel)
         self.layout, self.k = self.stacked.layout, matchers[0].num_classes
         self.size, self.free = math.prod(self.layout.shape), starts[0][1] is None
         self.onehot = None if self.free else torch.stack([o for _, o in starts])
