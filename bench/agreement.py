@@ -26,7 +26,7 @@ def ratios(block: str) -> dict[str, float]:
         if not line.startswith("- (a)"):
             continue
         head = line[2:].split(",")[0]  # '(a) idlg lenet'
-        side = "peer" if "peer (plain" in line else "batched"
+        side = "peer" if "peer (plain" in line else "kernel" if "numba kernels vs" in line else "batched"
         for words, median in RATIO.findall(line):
             out[f"{head} {side}: {words.strip()}"] = float(median)
     return out

@@ -160,10 +160,10 @@ def interleaved(model: str, attack: str, args: argparse.Namespace) -> list[str]:
         t = sides["torch"]
         qt = quality(t.samples, truth)
         lines.append(
-            f"{head} numba kernel vs PyTorch stacked form, batched {args.victims}: per evaluation "
+            f"{head} numba kernels vs PyTorch forms (kernel=torch), batched {args.victims}: per evaluation "
             f"{spread(ratios(t, b, 'evaluation', n), 2)}x ({wall(t, b, 'evaluation'):.2f}x), per victim "
-            f"{spread(ratios(t, b, 'victim', n), 2)}x; PyTorch form vs alone per evaluation "
-            f"{spread(ratios(a, t, 'evaluation', n))}x; CPU ms per victim-evaluation PyTorch form {ms(t)}; "
+            f"{spread(ratios(t, b, 'victim', n), 2)}x; PyTorch forms vs alone per evaluation "
+            f"{spread(ratios(a, t, 'evaluation', n))}x; CPU ms per victim-evaluation PyTorch forms {ms(t)}; "
             f"evaluations {t.evaluations[-1]} vs {b.evaluations[-1]} | all {args.victims}: success "
             f"{qt[0]:.0f}% vs {qall[0]:.0f}%, median PSNR {qt[1]:.1f} vs {qall[1]:.1f} dB")
     return lines

@@ -167,7 +167,7 @@ class Queue:
         self.onehot = None if self.free else torch.stack([o for _, o in starts])
         x0 = torch.stack([x for x, _ in starts])  # [S, n]
         self.progress = SlotProgress(x0, self.budget, dummy_stop_settings(config))
-        self.optimiser = (BatchedLBFGS(x0, config.lr, config.max_eval) if config.optimizer == "lbfgs"
+        self.optimiser = (BatchedLBFGS(x0, config.lr, config.max_eval, config.kernel) if config.optimizer == "lbfgs"
                           else BatchedAdam(x0, config.lr))
         self.x = x0.clone()
         for e in slots:

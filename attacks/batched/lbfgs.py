@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from attacks.batched import lbfgs_kernel
 from attacks.batched.slots import Project, SlotProgress
 
 HISTORY, TOL_GRAD, TOL_CHANGE = 100, 1e-7, 1e-9
@@ -26,7 +27,7 @@ HISTORY, TOL_GRAD, TOL_CHANGE = 100, 1e-7, 1e-9
 class BatchedLBFGS:
     """Per-victim ``torch.optim.LBFGS`` (no line search); states live in [V, ...] tensors."""
 
-    def __init__(self, x0: torch.Tensor, lr: float, max_iter: int) -> None:
+    def __init__(self, x0: torch.Tensor, lr: float, max_iter: int, kernel: str = "auto") -> None:
         v, n = x0.shape
         self.lr, self.max_iter = lr, max_iter
         longs = {"dtype": torch.long, "device": x0.device}
@@ -35,7 +36,7 @@ class BatchedLBFGS:
         self.d, self.prev_g = torch.zeros_like(x0), torch.zeros_like(x0)
         self.t = x0.new_zeros(v)
         self.prev_loss = torch.zeros(v, dtype=torch.float64, device=x0.device)
-        self.history = History(x0)
+        self.history = History(x0, kernel)
 
     def reset(self, slots: torch.Tensor, alive: torch.Tensor) -> None:
         """Fresh state (no step taken, empty history) for new victims in ``slots``;
@@ -116,11 +117,14 @@ class History:
     of victims not in the call get zeros. When half the rows belong to
     finished victims, the buffers are compacted once (``compact``). ``cap``
     grows from 4 to HISTORY on demand; no ring wraps before it is full, so
-    growing is a zero pad.
+    growing is a zero pad. ``kernel='auto'`` runs the recursion through
+    ``lbfgs_kernel`` (numba, one victim's pairs in cache at a time) on float32
+    CPU buffers; 'torch' (or a GPU) the batched products below.
     """
 
-    def __init__(self, x0: torch.Tensor) -> None:
+    def __init__(self, x0: torch.Tensor, kernel: str = "auto") -> None:
         v, n = x0.shape
+        self.fast = kernel == "auto" and lbfgs_kernel.applies(x0)  # the numba recursion (lbfgs_kernel)
         self.cap, self.row = 4, torch.arange(v, device=x0.device)
         self.s, self.y = x0.new_zeros(v, self.cap, n), x0.new_zeros(v, self.cap, n)
         self.rho, self.h_diag = x0.new_zeros(v, HISTORY), x0.new_ones(v)
@@ -179,6 +183,11 @@ class History:
         return (full @ buf).squeeze(1)[rows]
 
     def _drop_oldest(self, idx: torch.Tensor) -> None:
+        self.start[idx] = (self.start[idx] + 1) % self.cap
+        self.count[idx] -= 1
+        if self.fast:
+            lbfgs_kernel.drop_oldest(self, idx)
+            return
         for name in ("upper", "lower"):
             m = getattr(self, name)
             m[idx, :-1, :-1] = m[idx, 1:, 1:]
@@ -186,8 +195,6 @@ class History:
             m[idx, -1, -1] = 1.0
         self.rho[idx, :-1] = self.rho[idx, 1:]
         self.rho[idx, -1] = 0.0
-        self.start[idx] = (self.start[idx] + 1) % self.cap
-        self.count[idx] -= 1
 
     def direction(self, idx: torch.Tensor, g: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Store each victim's new pair (s, y) [A, n] when s.y > 1e-10, then return H g [A, n].
@@ -215,7 +222,11 @@ class History:
         self.s[rows, slot], self.y[rows, slot] = s[keep], y[keep]
         self.count[pushed] += 1
         self.h_diag[pushed] = ys[keep] / (y[keep] * y[keep]).sum(-1)
+        rho_new = 1.0 / ys[keep]
+        self.rho[pushed, pos] = rho_new
         q0 = -g
+        if self.fast:  # the same recursion, one victim's pairs at a time in cache
+            return lbfgs_kernel.directions(self, idx, q0, y, keep)
         depth = int(self.count[idx].max())
         if depth == 0:
             return q0 * self.h_diag[idx, None]
@@ -224,8 +235,6 @@ class History:
         # one read of s: s_i.y_new (for the new column/row) and s_i.q0, in age order
         dots = self._dots(idx, torch.stack([y * keep[:, None], q0], 1), self.s)  # [A, 2, cap]
         sy_new, sq = dots[:, 0].gather(1, slots), dots[:, 1].gather(1, slots)
-        rho_new = 1.0 / ys[keep]
-        self.rho[pushed, pos] = rho_new
         k = sy_new[keep]  # [P, m]: s_i . y_k by age
         before = ages[None, :] < pos[:, None]
         at = ages[None, :] == pos[:, None]

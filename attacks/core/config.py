@@ -102,11 +102,12 @@ class AttackConfig:
     relax_temperature : float
         Starting temperature of the relaxation.
     kernel : 'auto' | 'torch'
-        How the batched engine evaluates LeNet on static images, one sample per
-        victim: 'auto' runs the per-victim numba kernel
-        (``attacks.batched.lenet_kernel``, ~2-3x cheaper per evaluation) where
-        it applies and numba imports, the PyTorch stacked form elsewhere;
-        'torch' always the PyTorch form (the reference the kernel is tested against).
+        The batched engine's numba kernels: 'auto' runs them where they apply
+        and numba imports (``attacks.batched.lenet_kernel``: LeNet on static
+        images, one sample per victim, ~2x cheaper per evaluation;
+        ``attacks.batched.lbfgs_kernel``: the L-BFGS recursion on float32 CPU
+        states), PyTorch elsewhere; 'torch' always the PyTorch forms (the
+        references the kernels are tested against).
     """
 
     optimizer: str = "lbfgs"

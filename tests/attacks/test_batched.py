@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import attacks
-from attacks.batched import StackedMatcher, reconstruct_many
+from attacks.batched import StackedMatcher, lbfgs_kernel, reconstruct_many
 from attacks.core import AttackConfig
 from fedsnn.task.models import ModelSpec, build_model, stacked_logits
 from attacks.gradient import GradientMatcher
@@ -150,3 +150,24 @@ def test_cuda_device(make_update, mnist_digits) -> None:
     observed = [make_update(LENET, x[i:i + 1], y[i:i + 1], seed=i) for i in range(2)]
     results = reconstruct_many(observed, AttackConfig(iterations=2, device="cuda"), "idlg")
     assert all(r.ok for r in results), [r.reason for r in results]
+
+
+@pytest.mark.skipif(not lbfgs_kernel.AVAILABLE, reason="numba is not installed")
+def test_lbfgs_kernel_recursion_equals_the_torch_form() -> None:
+    """The numba two-loop recursion and oldest-pair drop give the PyTorch form's directions, past a full history."""
+    from attacks.batched import lbfgs
+
+    gen = torch.Generator().manual_seed(0)
+    v, n = 5, 12
+    fast, reference = lbfgs.History(torch.zeros(v, n)), lbfgs.History(torch.zeros(v, n), kernel="torch")
+    assert fast.fast and not reference.fast
+    for step in range(3 * lbfgs.HISTORY):  # each victim is in about half the calls
+        idx = torch.tensor(sorted(set(torch.randint(v, (3,), generator=gen).tolist())))
+        g, s = torch.randn(len(idx), n, generator=gen), torch.randn(len(idx), n, generator=gen)
+        y = s * (0.5 + torch.rand(len(idx), n, generator=gen))
+        y[0] *= -1 if step % 7 == 0 else 1  # s.y < 0: this pair is not stored
+        got, want = fast.direction(idx, g, s, y), reference.direction(idx, g, s, y)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert int(fast.count.max()) == lbfgs.HISTORY  # the drop ran
+    for name in ("upper", "lower", "rho", "count", "start"):
+        torch.testing.assert_close(getattr(fast, name), getattr(reference, name), rtol=1e-4, atol=1e-5)
