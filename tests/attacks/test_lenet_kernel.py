@@ -61,3 +61,17 @@ def test_the_engine_reconstructs_the_same_with_either_form(make_update, mnist_di
         assert f.status == r.status == "budget"
         assert float(((f.samples[0] - truth) ** 2).mean()) < 1e-3  # both rebuild the digit
         assert float((f.samples - r.samples).abs().max()) < 1e-2  # on trajectories equal up to rounding
+
+
+def test_without_numba_the_engine_runs_the_pytorch_forms(make_update, mnist_digits, monkeypatch) -> None:
+    """Where numba is missing (``AVAILABLE`` False) the batched engine runs exactly the kernel='torch' path."""
+    from attacks.batched import lbfgs_kernel
+
+    x, y = mnist_digits
+    observed = [make_update(GREY, x[i:i + 1], y[i:i + 1], seed=i) for i in range(2)]
+    reference = reconstruct_many(observed, AttackConfig(iterations=3, kernel="torch"), "dlg")
+    monkeypatch.setattr(lenet_kernel, "AVAILABLE", False)
+    monkeypatch.setattr(lbfgs_kernel, "AVAILABLE", False)
+    plain = reconstruct_many(observed, AttackConfig(iterations=3), "dlg")
+    for p, r in zip(plain, reference):
+        assert torch.equal(p.samples, r.samples) and p.evaluations == r.evaluations
