@@ -47,10 +47,12 @@ AVAILABLE = njit is not None
 ONE, TWO = np.float32(1.0), np.float32(2.0)  # float32 literals: numba widens float32 arrays with Python floats
 
 
-def applies(spec_name: str, kind: str, batch: int, target_names: tuple[str, ...]) -> bool:
-    """Whether the kernel computes this matcher's loss: LeNet, images, B = 1, all 8 tensors matched."""
+def applies(spec_name: str, kind: str, batch: int, tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether the kernel computes this matcher's loss: LeNet, images, B = 1, all 8 tensors matched,
+    float32 on the CPU (``tensors``: the victims' weights and observed gradients by name)."""
     names = {f"{layer}.{part}" for layer in ("conv1", "conv2", "conv3", "fc") for part in ("weight", "bias")}
-    return AVAILABLE and spec_name == "lenet" and kind == "image" and batch == 1 and set(target_names) == names
+    return (AVAILABLE and spec_name == "lenet" and kind == "image" and batch == 1 and set(tensors) == names
+            and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors.values()))
 
 
 if AVAILABLE:

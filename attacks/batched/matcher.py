@@ -27,9 +27,8 @@ class StackedMatcher:
         self.params = {n: torch.stack([m.params[n].detach() for m in matchers]) for n in first.params}
         self.target = {n: torch.stack([m.target[n] for m in matchers]) for n in first.target}
         self._index: torch.Tensor | None = None
-        self.fast = kernel == "auto" and lenet_kernel.applies(self.spec.name, self.kind, self.layout.batch,
-                                                              tuple(self.target)) \
-            and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (*self.params.values(), *self.target.values()))
+        self.fast = kernel == "auto" and all(lenet_kernel.applies(self.spec.name, self.kind, self.layout.batch, t)
+                                             for t in (self.params, self.target))
         self._flat: tuple | None = None
 
     def load(self, slot: int, matcher: GradientMatcher) -> None:

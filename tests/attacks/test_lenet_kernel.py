@@ -45,7 +45,10 @@ def test_loss_and_gradients_equal_the_autograd_double_backward(spec, make_update
 def test_it_steps_aside_where_it_does_not_apply(make_update) -> None:
     assert not StackedMatcher(matchers(make_update, GREY, 2, batch=2)).fast  # two samples per victim
     assert not StackedMatcher(matchers(make_update, ModelSpec("snn-lenet", (1, 28, 28), 10, timesteps=3), 2)).fast
-    assert not lenet_kernel.applies("lenet", "image", 1, ("fc.weight", "fc.bias"))  # a partial gradient
+    partial = {"fc.weight": torch.zeros(1, 10, 588), "fc.bias": torch.zeros(1, 10)}
+    assert not lenet_kernel.applies("lenet", "image", 1, partial)  # a partial gradient
+    full = StackedMatcher(matchers(make_update, GREY, 2))
+    assert not lenet_kernel.applies("lenet", "image", 1, {n: t.double() for n, t in full.target.items()})
     with pytest.raises(ConfigError, match="kernel"):
         AttackConfig(kernel="cuda")
 
