@@ -40,9 +40,9 @@ try:
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     njit = None
 
-K = 5  # kernel size (fedsnn.task.models.lenet.KERNEL)
-PAD = 2
-STRIDES = (2, 2, 1)
+# LeNet's 5x5 convolutions, padding 2, strides (2, 2, 1) (fedsnn.task.models.lenet), written into ``_victim``;
+# the equality tests against the PyTorch form fail if LeNet changes.
+K, PAD = 5, 2
 AVAILABLE = njit is not None
 ONE, TWO = np.float32(1.0), np.float32(2.0)  # float32 literals: numba widens float32 arrays with Python floats
 
